@@ -1,0 +1,1 @@
+"""Madoguchi core: models and services shared by every front end. It registers no routes."""

@@ -1,0 +1,183 @@
+"""``create_base_app``: what every front end shares — extensions, keys, headers, errors, and one
+commit per request (DESIGN: "The rules that keep it simple" 3)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import config as config_module
+from . import dates, notify, numbers
+from .crypto import KeyError_, KeySource
+from .extensions import babel, begin_write, csrf, db, limiter, migrate
+
+# Register every model with the metadata (migrations and the app need them all).
+from .models import OutboundMessage  # noqa: F401
+
+ROOT = config_module.ROOT
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+ERROR_MESSAGES = {
+    400: "入力内容を確認できませんでした。もう一度お試しください。",
+    403: "このページを表示する権限がありません。",
+    404: "お探しのページは見つかりませんでした。",
+    405: "この操作はできません。",
+    429: "短い時間に多くの操作がありました。しばらく時間をおいてからお試しください。",
+    500: "システムで問題が発生しました。お手数ですが、時間をおいて再度お試しください。",
+}
+
+
+def create_base_app(
+    import_name: str,
+    *,
+    overrides: dict | None = None,
+    blueprints=(),
+    require_keys: bool = True,
+) -> Flask:
+    app = Flask(
+        import_name,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(config_module.INSTANCE),
+    )
+    app.config.update(config_module.load(overrides))
+    if app.config["PROXY_FIX_HOPS"]:
+        hops = app.config["PROXY_FIX_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=lambda: "ja")
+    limiter.init_app(app)
+
+    _load_keys(app, require_keys)
+    app.extensions["madoguchi.clock"] = dates.Clock()
+    _register_filters(app)
+    _register_request_cycle(app)
+    _register_errors(app)
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _load_keys(app: Flask, required: bool) -> None:
+    try:
+        app.extensions["madoguchi.keys"] = KeySource(app.config)
+    except KeyError_:
+        if required:
+            # R2.5: no keys, no service — and the message never prints key material.
+            raise config_module.ConfigError(
+                "field keys are missing or unreadable: run `madoguchi keys init` "
+                "or set MADOGUCHI_KEY_FILE / MADOGUCHI_KEYS"
+            ) from None
+
+
+def _register_filters(app: Flask) -> None:
+    weekdays = "月火水木金土日"
+
+    def jp_date(value) -> str:
+        return f"{value.year}年{value.month}月{value.day}日（{weekdays[value.weekday()]}）"
+
+    def jp_datetime(value) -> str:
+        local = dates.tokyo(value)
+        return f"{jp_date(local)} {local:%H:%M}"
+
+    app.jinja_env.filters.update(
+        jp_date=jp_date,
+        jp_datetime=jp_datetime,
+        hhmm=lambda value: f"{dates.tokyo(value):%H:%M}",
+        wareki=dates.wareki,
+        reservation_number=numbers.display,
+    )
+
+
+def _register_request_cycle(app: Flask) -> None:
+    @app.before_request
+    def _start_transaction():
+        # SQLite: a request that changes data takes the write lock at BEGIN (see extensions).
+        if request.method in WRITE_METHODS:
+            begin_write()
+
+    @app.after_request
+    def _commit(response):
+        if response.status_code >= 500:
+            db.session.rollback()
+            return response
+        db.session.commit()
+        if g.pop("deliver_messages", True):
+            _deliver_after_commit(app)
+        return response
+
+    @app.after_request
+    def _security_headers(response):
+        headers = response.headers
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        )
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if app.config["MADOGUCHI_ENV"] == "production":
+            headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        if request.endpoint != "static":
+            # Pages may show personal data: never keep them in a shared or browser cache.
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.teardown_request
+    def _rollback(exc):
+        if exc is not None:
+            db.session.rollback()
+
+
+def _deliver_after_commit(app: Flask) -> None:
+    """Send what the request queued, after its commit. A failure stays queued for the next run."""
+    try:
+        sent, failed = notify.deliver_pending(limit=20)
+        if sent or failed:
+            db.session.commit()
+    except Exception:  # noqa: BLE001 - delivery must never turn a done booking into an error page
+        db.session.rollback()
+        app.logger.exception("delivery after commit failed; messages stay queued")
+
+
+def _register_errors(app: Flask) -> None:
+    def render_error(status: int):
+        message = _(ERROR_MESSAGES.get(status, ERROR_MESSAGES[500]))
+        return render_template("errors.html", status=status, message=message), status
+
+    @app.errorhandler(CSRFError)
+    def _csrf(_exc):
+        g.deliver_messages = False
+        return render_template(
+            "errors.html",
+            status=400,
+            message=_("画面を開いてから時間がたったため、操作を受け付けられませんでした。もう一度はじめからお試しください。"),
+        ), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        g.deliver_messages = False
+        return render_error(exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        # Log the type and where, never the message: messages can carry values (standard 4).
+        db.session.rollback()
+        app.logger.error(
+            "unhandled %s at %s %s", type(exc).__name__, request.method, request.url_rule,
+            exc_info=app.config.get("LOG_TRACEBACKS", False),
+        )
+        return render_error(500)
+
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -1,0 +1,365 @@
+"""THE booking service (R1). Every channel — web, phone, FAX, counter — books through here.
+
+Capacity: ``Slot.taken`` changes only through ``_take_place`` / ``_give_back_place``. Taking a place
+is one conditional UPDATE (``taken = taken + 1 WHERE taken < capacity``) whose row count decides;
+with the CHECK constraint on the table this holds on SQLite and PostgreSQL under any concurrency
+(PITFALLS: capacity and concurrency). Holds count in ``taken`` and lapse by themselves: an expired
+hold's place is given back the next time someone needs it, or by the sweep job.
+
+One live booking per 予約管理番号: a partial unique index (R1.3). Idempotency: each request that
+creates or moves a booking carries a key kept in ``Booking.request_key`` (R1.2).
+
+Services flush and never commit: the caller (request or CLI command) commits once.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import dates, notify
+from .crypto import new_row_id
+from .errors import (
+    AlreadyBooked,
+    HoldExpired,
+    NotChangeable,
+    SameSlot,
+    SlotFull,
+    SlotNotBookable,
+)
+from .extensions import db
+from .models import LIVE, Applicant, Booking, BookingEvent, Channel, Hold, Slot, Status
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts and through which channel. Web residents have no staff id (R1.1)."""
+
+    channel: Channel
+    staff_id: int | None = None
+
+    @classmethod
+    def resident(cls) -> Actor:
+        return cls(Channel.WEB)
+
+
+def atomic(operation):
+    """Run a service operation in a SAVEPOINT: when it raises, the store is as it was before the
+    call, whatever the caller does with the rest of its transaction (standard 3)."""
+
+    @functools.wraps(operation)
+    def wrapper(*args, **kwargs):
+        with db.session.begin_nested():
+            return operation(*args, **kwargs)
+
+    return wrapper
+
+
+# ---- capacity -----------------------------------------------------------------------------
+def _take_place(slot_id: int, now: datetime) -> None:
+    for attempt in range(2):
+        result = db.session.execute(
+            update(Slot)
+            .where(Slot.id == slot_id, Slot.taken < Slot.capacity)
+            .values(taken=Slot.taken + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            return
+        if attempt == 0 and not _release_expired_holds(slot_id, now):
+            break
+    raise SlotFull(f"slot {slot_id} is full")
+
+
+def _give_back_place(slot_id: int, count: int = 1) -> None:
+    db.session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id)
+        .values(taken=Slot.taken - count)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _release_expired_holds(slot_id: int, now: datetime) -> int:
+    """Give back the places of this slot's lapsed holds. Returns how many were released.
+
+    The DELETE's row count, not the preceding SELECT, decides how many places go back, so two
+    transactions releasing the same holds cannot both count them.
+    """
+    expired = db.session.scalars(
+        select(Hold.id).where(Hold.slot_id == slot_id, Hold.expires_at <= now)
+    ).all()
+    if not expired:
+        return 0
+    result = db.session.execute(
+        delete(Hold)
+        .where(Hold.id.in_(expired), Hold.expires_at <= now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount:
+        _give_back_place(slot_id, result.rowcount)
+    return result.rowcount
+
+
+def sweep_expired_holds(now: datetime | None = None) -> int:
+    """Release every lapsed hold (run by `madoguchi holds sweep`; booking also does it lazily)."""
+    now = now or dates.now()
+    slot_ids = db.session.scalars(select(Hold.slot_id).where(Hold.expires_at <= now).distinct()).all()
+    return sum(_release_expired_holds(slot_id, now) for slot_id in slot_ids)
+
+
+# ---- look-ups -----------------------------------------------------------------------------
+def live_booking_for(applicant: Applicant, *, lock: bool = False) -> Booking | None:
+    query = select(Booking).where(Booking.applicant_id == applicant.id, Booking.status.in_(LIVE))
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return db.session.scalars(query).one_or_none()
+
+
+def current_hold(applicant: Applicant) -> Hold | None:
+    return db.session.scalars(select(Hold).where(Hold.applicant_id == applicant.id)).one_or_none()
+
+
+def _bookable_slot(applicant: Applicant, slot_id: int, now: datetime) -> Slot:
+    slot = db.session.get(Slot, slot_id)
+    if slot is None or slot.starts_at <= now:
+        raise SlotNotBookable(f"slot {slot_id} is unknown or past")
+    if applicant.venue_id is not None and slot.venue_id != applicant.venue_id:
+        raise SlotNotBookable(f"slot {slot_id} is at another venue")
+    return slot
+
+
+def _by_request_key(key: str | None) -> Booking | None:
+    if not key:
+        return None
+    return db.session.scalars(select(Booking).where(Booking.request_key == key)).one_or_none()
+
+
+def _record(booking: Booking, action: str, actor: Actor, now: datetime, *, from_slot=None, to_slot=None):
+    db.session.add(
+        BookingEvent(
+            booking=booking,
+            at=now,
+            action=action,
+            channel=actor.channel.value,
+            staff_id=actor.staff_id,
+            from_slot_id=from_slot,
+            to_slot_id=to_slot,
+        )
+    )
+
+
+def _hold_minutes() -> int:
+    return current_app.config.get("HOLD_MINUTES", 10)
+
+
+# ---- the operations -----------------------------------------------------------------------
+@atomic
+def hold(applicant: Applicant, slot_id: int, *, now: datetime | None = None) -> Hold:
+    """Keep a place in ``slot_id`` for HOLD_MINUTES while the resident confirms (R3, issue 2.3).
+
+    A resident has at most one hold: choosing another slot gives the first place back.
+    """
+    now = now or dates.now()
+    _bookable_slot(applicant, slot_id, now)
+    live = live_booking_for(applicant)
+    if live is not None and live.slot_id == slot_id:
+        raise SameSlot("the applicant is already booked in this slot")
+    expires_at = now + timedelta(minutes=_hold_minutes())
+    existing = current_hold(applicant)
+    if existing is not None and existing.slot_id == slot_id and existing.expires_at > now:
+        existing.expires_at = expires_at
+        db.session.flush()
+        return existing
+    try:
+        with db.session.begin_nested():
+            if existing is not None:
+                released = db.session.execute(
+                    delete(Hold).where(Hold.id == existing.id).execution_options(synchronize_session=False)
+                ).rowcount
+                if released:
+                    _give_back_place(existing.slot_id)
+                db.session.expunge(existing)
+            _take_place(slot_id, now)
+            new = Hold(id=new_row_id(), slot_id=slot_id, applicant_id=applicant.id, expires_at=expires_at, created_at=now)
+            db.session.add(new)
+            db.session.flush()
+    except IntegrityError:
+        # The same resident holding twice at once (a double click): the first hold stands.
+        raise SlotNotBookable("a concurrent hold for this applicant won") from None
+    return new
+
+
+@atomic
+def release_hold(applicant: Applicant) -> None:
+    """The resident went back without confirming: give the place back at once."""
+    existing = current_hold(applicant)
+    if existing is None:
+        return
+    released = db.session.execute(
+        delete(Hold).where(Hold.id == existing.id).execution_options(synchronize_session=False)
+    ).rowcount
+    if released:
+        _give_back_place(existing.slot_id)
+    db.session.expunge(existing)
+
+
+@atomic
+def confirm_hold(applicant: Applicant, hold_id: str, *, actor: Actor, now: datetime | None = None) -> Booking:
+    """Turn the hold into a booking, or move the applicant's live booking onto it (a change).
+
+    The hold id is the request key: confirming twice returns the same booking.
+    """
+    now = now or dates.now()
+    claimed = db.session.execute(
+        delete(Hold)
+        .where(Hold.id == hold_id, Hold.applicant_id == applicant.id)
+        .returning(Hold.slot_id, Hold.expires_at)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if claimed is None:
+        done = _by_request_key(hold_id)
+        if done is not None and done.applicant_id == applicant.id:
+            return done
+        raise HoldExpired("the hold is gone")
+    slot_id, expires_at = claimed
+    if dates.utc(expires_at) <= now:
+        raise HoldExpired("the hold lapsed before confirmation")
+    live = live_booking_for(applicant, lock=True)
+    if live is not None:
+        return _move(live, slot_id, actor=actor, now=now, request_key=hold_id, place_taken=True)
+    booking = Booking(
+        id=new_row_id(),
+        applicant_id=applicant.id,
+        slot_id=slot_id,
+        status=Status.BOOKED.value,
+        channel=actor.channel.value,
+        staff_id=actor.staff_id,
+        request_key=hold_id,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(booking)
+    _record(booking, "booked", actor, now, to_slot=slot_id)
+    db.session.flush()
+    notify.queue_booking_message(booking, "booking_confirmed")
+    return booking
+
+
+@atomic
+def book(
+    applicant: Applicant,
+    slot_id: int,
+    *,
+    actor: Actor,
+    request_key: str | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """Book directly, without a hold (call center, FAX, counter). Same capacity rules."""
+    now = now or dates.now()
+    done = _by_request_key(request_key)
+    if done is not None:
+        return done
+    _bookable_slot(applicant, slot_id, now)
+    if live_booking_for(applicant) is not None:
+        raise AlreadyBooked("the applicant already has a live booking")
+    release_hold(applicant)
+    try:
+        with db.session.begin_nested():
+            _take_place(slot_id, now)
+            booking = Booking(
+                id=new_row_id(),
+                applicant_id=applicant.id,
+                slot_id=slot_id,
+                status=Status.BOOKED.value,
+                channel=actor.channel.value,
+                staff_id=actor.staff_id,
+                request_key=request_key,
+                created_at=now,
+                updated_at=now,
+            )
+            db.session.add(booking)
+            _record(booking, "booked", actor, now, to_slot=slot_id)
+            db.session.flush()
+    except IntegrityError:
+        done = _by_request_key(request_key)
+        if done is not None:
+            return done
+        raise AlreadyBooked("a concurrent booking for this applicant won") from None
+    notify.queue_booking_message(booking, "booking_confirmed")
+    return booking
+
+
+@atomic
+def change(
+    booking: Booking,
+    slot_id: int,
+    *,
+    actor: Actor,
+    request_key: str | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """Move a booking to another slot atomically: never two bookings, never none (R1.3)."""
+    now = now or dates.now()
+    if request_key and booking.request_key == request_key:
+        return booking
+    _bookable_slot(booking.applicant, slot_id, now)
+    locked = live_booking_for(booking.applicant, lock=True)
+    if locked is None or locked.id != booking.id:
+        raise NotChangeable("the booking is no longer live")
+    return _move(locked, slot_id, actor=actor, now=now, request_key=request_key, place_taken=False)
+
+
+def _move(booking: Booking, slot_id: int, *, actor: Actor, now, request_key, place_taken: bool) -> Booking:
+    if booking.status != Status.BOOKED.value:
+        raise NotChangeable(f"a booking in status {booking.status} cannot move")
+    if booking.slot_id == slot_id:
+        raise SameSlot("the booking is already in this slot")
+    if not place_taken:
+        _take_place(slot_id, now)
+    old_slot = booking.slot_id
+    _give_back_place(old_slot)
+    booking.slot_id = slot_id
+    booking.updated_at = now
+    booking.request_key = request_key
+    _record(booking, "changed", actor, now, from_slot=old_slot, to_slot=slot_id)
+    db.session.flush()
+    db.session.expire(booking, ["slot"])
+    notify.queue_booking_message(booking, "booking_changed")
+    return booking
+
+
+@atomic
+def cancel(booking: Booking, *, actor: Actor, now: datetime | None = None) -> Booking:
+    now = now or dates.now()
+    locked = live_booking_for(booking.applicant, lock=True)
+    if locked is None or locked.id != booking.id or locked.status != Status.BOOKED.value:
+        raise NotChangeable("only a booked, not yet attended booking can be cancelled")
+    locked.status = Status.CANCELLED.value
+    locked.updated_at = now
+    _give_back_place(locked.slot_id)
+    _record(locked, "cancelled", actor, now, from_slot=locked.slot_id)
+    db.session.flush()
+    notify.queue_booking_message(locked, "booking_cancelled")
+    return locked
+
+
+def places_left(slot_ids: list[int], now: datetime | None = None) -> dict[int, int]:
+    """Remaining places per slot as a resident should see them: lapsed holds count as free."""
+    if not slot_ids:
+        return {}
+    now = now or dates.now()
+    lapsed = dict(
+        db.session.execute(
+            select(Hold.slot_id, func.count())
+            .where(Hold.slot_id.in_(slot_ids), Hold.expires_at <= now)
+            .group_by(Hold.slot_id)
+        ).all()
+    )
+    rows = db.session.execute(select(Slot.id, Slot.capacity, Slot.taken).where(Slot.id.in_(slot_ids))).all()
+    return {sid: max(cap - taken + lapsed.get(sid, 0), 0) for sid, cap, taken in rows}

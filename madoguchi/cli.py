@@ -1,0 +1,159 @@
+"""`madoguchi …` commands: keys, demo data, slots, holds, outbox, plus Flask-Migrate's `db`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup
+
+from . import booking, dates, demo, keys, notify, venues
+from .appbase import create_base_app
+from .crypto import KeyRing
+from .extensions import begin_write, db
+
+
+def create_cli_app():
+    # The CLI starts without keys so that `madoguchi keys init` can create them.
+    return create_base_app("madoguchi", require_keys=False)
+
+
+@click.group(cls=FlaskGroup, create_app=create_cli_app, add_default_commands=True)
+def main():
+    """Madoguchi administration commands."""
+
+
+def _key_file() -> Path:
+    path = current_app.config.get("MADOGUCHI_KEY_FILE")
+    if not path:
+        raise click.ClickException("MADOGUCHI_KEY_FILE is not set; key commands manage a key file")
+    return Path(path)
+
+
+@main.group("keys")
+def keys_group():
+    """Create, rotate and retire the field-encryption keys (R2.4, R2.5)."""
+
+
+@keys_group.command("init")
+@click.option("--if-missing", is_flag=True, help="Do nothing when the key file already exists.")
+def keys_init(if_missing: bool):
+    path = _key_file()
+    if path.exists():
+        if if_missing:
+            return
+        raise click.ClickException(f"{path} exists; use `madoguchi keys rotate` to add a key")
+    KeyRing.generate().save(path)
+    click.echo(f"created {path} (mode 600). Back it up apart from the database: without it no "
+               "personal value can ever be read again.")
+
+
+@keys_group.command("rotate")
+@click.option("--batch-size", default=500, show_default=True)
+def keys_rotate(batch_size: int):
+    """Add a new key, make it active, and re-encrypt every row under it in batches."""
+    path = _key_file()
+    ring = KeyRing.from_json(path.read_text())
+    new_id = ring.add_key()
+    ring.save(path)
+    current_app.extensions["madoguchi.keys"].reload()
+    click.echo(f"active key is now {new_id}; re-encrypting…")
+    count = keys.reencrypt(batch_size, progress=lambda table, n: click.echo(f"  {table}: {n}"))
+    click.echo(f"re-encrypted {count} rows. Old keys stay in the file until `madoguchi keys retire`.")
+
+
+@keys_group.command("reencrypt")
+@click.option("--batch-size", default=500, show_default=True)
+def keys_reencrypt(batch_size: int):
+    """Finish an interrupted rotation: re-encrypt rows not yet under the active key."""
+    click.echo(f"re-encrypted {keys.reencrypt(batch_size)} rows")
+
+
+@keys_group.command("status")
+def keys_status():
+    ring = current_app.extensions["madoguchi.keys"].reload()
+    for key_id in ring.data_keys:
+        marker = "active" if key_id == ring.active else "      "
+        click.echo(f"{marker} {key_id}: {keys.usage().get(key_id, 0)} values")
+
+
+@keys_group.command("retire")
+@click.argument("key_id")
+def keys_retire(key_id: str):
+    """Remove an old key once no stored value uses it."""
+    in_use = keys.usage().get(key_id, 0)
+    if in_use:
+        raise click.ClickException(f"{in_use} values still use {key_id}; run `madoguchi keys reencrypt` first")
+    path = _key_file()
+    ring = KeyRing.from_json(path.read_text())
+    ring.retire(key_id)
+    ring.save(path)
+    click.echo(f"retired {key_id}")
+
+
+@main.command("demo")
+@click.option("--if-empty", is_flag=True, help="Load only when there are no venues yet.")
+@click.option("--applicants", default=300, show_default=True)
+@click.option("--weeks", default=4, show_default=True)
+def demo_command(if_empty: bool, applicants: int, weeks: int):
+    """Load the three Koto venues, slots and a roster of fictitious applicants."""
+    begin_write()
+    if if_empty and venues.all_venues():
+        click.echo("demo data already loaded")
+        return
+    samples = demo.load(applicants=applicants, weeks=weeks)
+    db.session.commit()
+    click.echo(f"loaded {applicants} fictitious applicants, {len(venues.all_venues())} venues, slots for {weeks} weeks")
+    click.echo("try these (fictitious) 予約管理番号 + 生年月日:")
+    for number, birth in samples:
+        click.echo(f"  {number}  {birth.isoformat()}")
+
+
+@main.group("slots")
+def slots_group():
+    """Slot calendars."""
+
+
+@slots_group.command("generate")
+@click.option("--weeks", default=4, show_default=True)
+def slots_generate(weeks: int):
+    begin_write()
+    today = dates.now().astimezone(dates.TOKYO).date()
+    created = sum(
+        venues.generate_slots(v, today, today + timedelta(weeks=weeks)) for v in venues.all_venues()
+    )
+    db.session.commit()
+    click.echo(f"created {created} slots")
+
+
+@main.group("holds")
+def holds_group():
+    """Holds (仮押さえ)."""
+
+
+@holds_group.command("sweep")
+def holds_sweep():
+    """Give back the places of lapsed holds (safe to run from a scheduler every minute)."""
+    begin_write()
+    released = booking.sweep_expired_holds()
+    db.session.commit()
+    click.echo(f"released {released} lapsed holds")
+
+
+@main.group("outbox")
+def outbox_group():
+    """Messages to residents."""
+
+
+@outbox_group.command("deliver")
+def outbox_deliver():
+    """Send pending and failed messages (retries; safe to run from a scheduler)."""
+    begin_write()
+    sent, failed = notify.deliver_pending(limit=1000)
+    db.session.commit()
+    click.echo(f"sent {sent}, failed {failed}")
+    if failed:
+        sys.exit(1)

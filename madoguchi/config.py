@@ -1,0 +1,104 @@
+"""Settings from the environment (and an optional instance file).
+
+Development runs on one machine with SQLite and a key file in ``instance/``; production must be
+given its keys explicitly and refuses to start without them (R2.5).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = Path(os.environ.get("MADOGUCHI_INSTANCE", ROOT / "instance"))
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run safely; the message says which setting to fix."""
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load(overrides: dict | None = None) -> dict:
+    """Build the Flask config mapping; ``overrides`` wins (tests and CLI use it)."""
+    env = os.environ.get("MADOGUCHI_ENV", "development")
+    production = env == "production"
+    config = {
+        "MADOGUCHI_ENV": env,
+        "SECRET_KEY": os.environ.get("MADOGUCHI_SECRET_KEY"),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get(
+            "DATABASE_URL", f"sqlite:///{INSTANCE / 'madoguchi.sqlite3'}"
+        ),
+        # Keys live outside the database and the repository (R2.5): a JSON key file or the
+        # MADOGUCHI_KEYS variable holding the same JSON.
+        "MADOGUCHI_KEY_FILE": os.environ.get(
+            "MADOGUCHI_KEY_FILE", "" if production else str(INSTANCE / "keys.json")
+        ),
+        "MADOGUCHI_KEYS": os.environ.get("MADOGUCHI_KEYS", ""),
+        "MAIL_BACKEND": os.environ.get("MADOGUCHI_MAIL_BACKEND", "outbox"),  # outbox | smtp
+        "MAIL_OUTBOX_DIR": os.environ.get("MADOGUCHI_OUTBOX_DIR", str(ROOT / "outbox")),
+        "MAIL_FROM": os.environ.get("MADOGUCHI_MAIL_FROM", "madoguchi@example.lg.jp"),
+        "SMTP_HOST": os.environ.get("MADOGUCHI_SMTP_HOST", "localhost"),
+        "SMTP_PORT": int(os.environ.get("MADOGUCHI_SMTP_PORT", "25")),
+        "SMTP_USER": os.environ.get("MADOGUCHI_SMTP_USER", ""),
+        "SMTP_PASSWORD": os.environ.get("MADOGUCHI_SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": _bool("MADOGUCHI_SMTP_STARTTLS", production),
+        "CITY_NAME": os.environ.get("MADOGUCHI_CITY_NAME", "江東区"),
+        "CALL_CENTER_PHONE": os.environ.get("MADOGUCHI_CALL_CENTER_PHONE", "03-0000-0000"),
+        "CALL_CENTER_HOURS": os.environ.get("MADOGUCHI_CALL_CENTER_HOURS", "平日 8:30〜17:15"),
+        # A resident who is not on the city's roster may register with the minimal fields (R3.1).
+        "ROSTER_REQUIRED": _bool("MADOGUCHI_ROSTER_REQUIRED", False),
+        "HOLD_MINUTES": int(os.environ.get("MADOGUCHI_HOLD_MINUTES", "10")),
+        "LOOKUP_MAX_FAILURES": int(os.environ.get("MADOGUCHI_LOOKUP_MAX_FAILURES", "5")),
+        "LOOKUP_LOCK_MINUTES": int(os.environ.get("MADOGUCHI_LOOKUP_LOCK_MINUTES", "30")),
+        "RATELIMIT_STORAGE_URI": os.environ.get("MADOGUCHI_RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_LOOKUP": os.environ.get("MADOGUCHI_RATELIMIT_LOOKUP", "10 per minute;60 per hour"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "BABEL_DEFAULT_LOCALE": "ja",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
+        "WTF_CSRF_TIME_LIMIT": 3600,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "PERMANENT_SESSION_LIFETIME": 1800,
+        "PROXY_FIX_HOPS": int(os.environ.get("MADOGUCHI_PROXY_FIX_HOPS", "0")),
+        # hide_parameters: a database error must not print values into a log (standard 4).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+        "LOG_TRACEBACKS": True,
+    }
+    if overrides:
+        config.update(overrides)
+    _check(config)
+    return config
+
+
+def _check(config: dict) -> None:
+    production = config["MADOGUCHI_ENV"] == "production"
+    if production:
+        if not config.get("SECRET_KEY"):
+            raise ConfigError("MADOGUCHI_SECRET_KEY must be set in production")
+        if not (config.get("MADOGUCHI_KEYS") or config.get("MADOGUCHI_KEY_FILE")):
+            raise ConfigError(
+                "production needs its field keys: set MADOGUCHI_KEY_FILE (outside the repository) "
+                "or MADOGUCHI_KEYS; see docs/administration.md"
+            )
+        key_file = config.get("MADOGUCHI_KEY_FILE")
+        if key_file and Path(key_file).resolve().is_relative_to(ROOT):
+            raise ConfigError("MADOGUCHI_KEY_FILE must not lie inside the application directory")
+    elif not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = _development_secret()
+
+
+def _development_secret() -> str:
+    """A per-installation secret for development, kept in the instance folder (never committed)."""
+    path = INSTANCE / "secret_key"
+    if not path.exists():
+        INSTANCE.mkdir(parents=True, exist_ok=True)
+        path.write_text(os.urandom(32).hex())
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,277 @@
+"""Field-level encryption and blind indexes (R2.2–R2.5). The only module that imports ``cryptography``.
+
+Stored form of an encrypted value: ``<key id>.<base64url(nonce ‖ AES-256-GCM ciphertext+tag)>``.
+The associated data binds it to ``table``, ``column``, the row's id and the key id, so a value copied
+to another row or column, or edited, fails to decrypt. Blind indexes are HMAC-SHA256 of a normalised
+value under a key derived per (table, index name); they allow equality search without decrypting.
+
+Keys live in a JSON key file outside the database (or the MADOGUCHI_KEYS variable)::
+
+    {"format": 1, "active": "<id>", "data_keys": {"<id>": "<base64 32 bytes>", ...},
+     "index_key": "<base64 32 bytes>"}
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
+
+KEY_FILE_FORMAT = 1
+
+
+class KeyError_(RuntimeError):
+    """Keys are missing, malformed or do not open a value. Messages never contain a value."""
+
+
+class DecryptionError(KeyError_):
+    """A stored value did not authenticate: wrong key, wrong row/column, or tampering."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def new_row_id() -> str:
+    """Random row ids: known before INSERT (so they can be bound into the ciphertext) and unguessable."""
+    return secrets.token_hex(16)
+
+
+@dataclass
+class KeyRing:
+    active: str
+    data_keys: dict[str, bytes]
+    index_key: bytes
+    _aead: dict[str, AESGCM] = field(default_factory=dict, repr=False)
+    _index_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    # ---- loading and saving -------------------------------------------------------------
+    @classmethod
+    def from_json(cls, text: str) -> KeyRing:
+        try:
+            raw = json.loads(text)
+            if raw.get("format") != KEY_FILE_FORMAT:
+                raise KeyError_("unknown key file format")
+            ring = cls(
+                active=raw["active"],
+                data_keys={k: base64.b64decode(v) for k, v in raw["data_keys"].items()},
+                index_key=base64.b64decode(raw["index_key"]),
+            )
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise KeyError_("the key material is malformed") from exc
+        if ring.active not in ring.data_keys:
+            raise KeyError_("the active key is not in the key ring")
+        if any(len(k) != 32 for k in ring.data_keys.values()) or len(ring.index_key) != 32:
+            raise KeyError_("every key must be 32 bytes")
+        return ring
+
+    @classmethod
+    def from_config(cls, config) -> KeyRing:
+        if config.get("MADOGUCHI_KEYS"):
+            return cls.from_json(config["MADOGUCHI_KEYS"])
+        path = config.get("MADOGUCHI_KEY_FILE")
+        if not path or not Path(path).exists():
+            raise KeyError_(
+                "no field keys: run `madoguchi keys init` or set MADOGUCHI_KEY_FILE / MADOGUCHI_KEYS"
+            )
+        return cls.from_json(Path(path).read_text())
+
+    @classmethod
+    def generate(cls) -> KeyRing:
+        key_id = cls._new_key_id()
+        return cls(active=key_id, data_keys={key_id: os.urandom(32)}, index_key=os.urandom(32))
+
+    @staticmethod
+    def _new_key_id() -> str:
+        return datetime.now(UTC).strftime("k%Y%m%d") + secrets.token_hex(3)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": KEY_FILE_FORMAT,
+                "active": self.active,
+                "data_keys": {k: base64.b64encode(v).decode() for k, v in self.data_keys.items()},
+                "index_key": base64.b64encode(self.index_key).decode(),
+            },
+            indent=2,
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically with owner-only permissions."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.to_json())
+        os.replace(tmp, path)
+
+    def add_key(self) -> str:
+        """Introduce a new data key and make it the one new values are written with (R2.4)."""
+        key_id = self._new_key_id()
+        while key_id in self.data_keys:
+            key_id = self._new_key_id()
+        self.data_keys[key_id] = os.urandom(32)
+        self.active = key_id
+        return key_id
+
+    def retire(self, key_id: str) -> None:
+        if key_id == self.active:
+            raise KeyError_("the active key cannot be retired")
+        self.data_keys.pop(key_id)
+        self._aead.pop(key_id, None)
+
+    # ---- encryption ----------------------------------------------------------------------
+    @staticmethod
+    def _associated_data(table: str, column: str, row_id: str, key_id: str) -> bytes:
+        return f"madoguchi|{table}|{column}|{row_id}|{key_id}".encode()
+
+    def _cipher(self, key_id: str) -> AESGCM:
+        if key_id not in self._aead:
+            try:
+                self._aead[key_id] = AESGCM(self.data_keys[key_id])
+            except KeyError:
+                raise DecryptionError("the value was written with a key that is not in the key ring") from None
+        return self._aead[key_id]
+
+    def encrypt(self, plaintext: str, *, table: str, column: str, row_id: str) -> str:
+        nonce = os.urandom(12)
+        ad = self._associated_data(table, column, row_id, self.active)
+        sealed = self._cipher(self.active).encrypt(nonce, plaintext.encode("utf-8"), ad)
+        return f"{self.active}.{_b64(nonce + sealed)}"
+
+    def decrypt(self, stored: str, *, table: str, column: str, row_id: str) -> str:
+        key_id, sep, body = stored.partition(".")
+        if not sep:
+            raise DecryptionError(f"{table}.{column} holds a value that is not in the encrypted format")
+        try:
+            blob = _unb64(body)
+            ad = self._associated_data(table, column, row_id, key_id)
+            return self._cipher(key_id).decrypt(blob[:12], blob[12:], ad).decode("utf-8")
+        except (InvalidTag, ValueError) as exc:
+            raise DecryptionError(f"{table}.{column} of row {row_id} failed authentication") from exc
+
+    @staticmethod
+    def key_id_of(stored: str) -> str:
+        return stored.partition(".")[0]
+
+    # ---- blind indexes -------------------------------------------------------------------
+    def blind_index(self, *, table: str, index: str, normalized: str) -> str:
+        key = self._index_keys.get(f"{table}.{index}")
+        if key is None:
+            key = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=f"bidx|{table}|{index}".encode()
+            ).derive(self.index_key)
+            self._index_keys[f"{table}.{index}"] = key
+        return hmac.new(key, normalized.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+class KeySource:
+    """Where the app's key ring comes from. A key file is re-read when it changes, so running
+    workers learn a rotated key without a restart (R2.4: rotation while the app runs)."""
+
+    RECHECK_SECONDS = 2.0
+
+    def __init__(self, config):
+        self.config = config
+        self.ring = KeyRing.from_config(config)
+        self._path = None if config.get("MADOGUCHI_KEYS") else Path(config["MADOGUCHI_KEY_FILE"])
+        self._mtime = self._path.stat().st_mtime_ns if self._path else None
+        self._checked = time.monotonic()
+
+    def current(self) -> KeyRing:
+        if self._path is not None and time.monotonic() - self._checked > self.RECHECK_SECONDS:
+            self._checked = time.monotonic()
+            try:
+                mtime = self._path.stat().st_mtime_ns
+            except OSError:
+                return self.ring  # keep serving with the keys in memory; the operator is told by CLI
+            if mtime != self._mtime:
+                self.ring, self._mtime = KeyRing.from_config(self.config), mtime
+        return self.ring
+
+    def reload(self) -> KeyRing:
+        self.ring = KeyRing.from_config(self.config)
+        self._mtime = self._path.stat().st_mtime_ns if self._path else None
+        return self.ring
+
+
+def current_keyring() -> KeyRing:
+    source = current_app.extensions.get("madoguchi.keys")
+    if source is None:
+        raise KeyError_("no field keys are loaded: run `madoguchi keys init` or set MADOGUCHI_KEY_FILE")
+    return source.current()
+
+
+# ---- encrypted model attributes ----------------------------------------------------------
+class EncryptedField:
+    """A model attribute read and written in plain text, stored encrypted in ``<name>_ct``.
+
+    ``codec`` converts between the Python value and text (dates, for instance). Blind indexes named
+    in ``indexes`` are recomputed whenever the value (or a value they combine) is set; see
+    ``Model.__blind_indexes__``.
+    """
+
+    def __init__(self, *, to_text=str, from_text=lambda s: s):
+        self.to_text = to_text
+        self.from_text = from_text
+
+    def __set_name__(self, owner, name):
+        self.name = name
+        self.column = f"{name}_ct"
+
+    def _table(self, owner) -> str:
+        return owner.__tablename__
+
+    def __get__(self, obj, owner=None) -> Any:
+        if obj is None:
+            return self
+        stored = getattr(obj, self.column)
+        if stored is None:
+            return None
+        cache = obj.__dict__.setdefault("_plain_cache", {})
+        if self.name in cache and cache[self.name][0] == stored:
+            return cache[self.name][1]
+        text = current_keyring().decrypt(stored, table=self._table(type(obj)), column=self.name, row_id=obj.id)
+        value = self.from_text(text)
+        cache[self.name] = (stored, value)
+        return value
+
+    def __set__(self, obj, value) -> None:
+        if obj.id is None:
+            obj.id = new_row_id()
+        if value is None or value == "":
+            setattr(obj, self.column, None)
+        else:
+            stored = current_keyring().encrypt(
+                self.to_text(value), table=self._table(type(obj)), column=self.name, row_id=obj.id
+            )
+            setattr(obj, self.column, stored)
+        obj.__dict__.setdefault("_plain_cache", {}).pop(self.name, None)
+        refresh = getattr(obj, "refresh_blind_indexes", None)
+        if refresh is not None:
+            refresh()
+
+
+def blind_index(table: str, index: str, normalized: str | None) -> str | None:
+    if normalized is None or normalized == "":
+        return None
+    return current_keyring().blind_index(table=table, index=index, normalized=normalized)

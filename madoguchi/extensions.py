@@ -1,0 +1,67 @@
+"""Flask extensions, created once and bound by ``create_base_app``."""
+
+from __future__ import annotations
+
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+
+# Named constraints so Alembic migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+migrate = Migrate()
+csrf = CSRFProtect()
+babel = Babel()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+# Execution option that asks for a write transaction (see _sqlite_begin).
+WRITE = {"madoguchi_write": True}
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record):
+    """WAL + NORMAL: survives an application crash; a power cut may lose the last commits (README)."""
+    if dbapi_connection.__class__.__module__.startswith("sqlite3"):
+        # Let SQLAlchemy's "begin" event emit BEGIN itself: pysqlite's own implicit BEGIN comes
+        # after the first SELECT and lets a read-then-write transaction fail with "database is locked".
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    """On SQLite a transaction that will write takes the write lock at BEGIN (BEGIN IMMEDIATE).
+
+    Requests that change data (and CLI jobs) ask for it with ``begin_write``; everything else reads
+    under a plain deferred BEGIN, so readers never queue behind writers.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    if conn.get_execution_options().get("madoguchi_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def begin_write(session=None) -> None:
+    """Start the session's transaction as a write transaction, unless one is already open."""
+    session = session or db.session()
+    if not session.in_transaction():
+        session.connection(execution_options=WRITE)

@@ -1,0 +1,106 @@
+"""Holds (仮押さえ), bookings (予約) and their history."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .applicants import Applicant
+from .types import RowId, UTCDateTime
+from .venues import Slot
+
+
+class Channel(enum.StrEnum):
+    WEB = "web"
+    PHONE = "phone"
+    FAX = "fax"
+    COUNTER = "counter"
+
+
+class Status(enum.StrEnum):
+    BOOKED = "booked"
+    ARRIVED = "arrived"
+    HANDED_OVER = "handed_over"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+
+
+# A live booking holds a place; one live booking per 予約管理番号 (R1.3).
+LIVE = (Status.BOOKED, Status.ARRIVED, Status.HANDED_OVER)
+_LIVE_SQL = "status IN ('booked', 'arrived', 'handed_over')"
+
+
+class Hold(db.Model):
+    """A place kept for ten minutes while the resident confirms. It counts in ``Slot.taken``.
+
+    At most one per applicant: choosing another slot gives the first place back.
+    """
+
+    __tablename__ = "holds"
+
+    id: Mapped[str] = mapped_column(RowId(), primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"), index=True)
+    applicant_id: Mapped[str] = mapped_column(ForeignKey("applicants.id"), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    slot: Mapped[Slot] = relationship()
+    applicant: Mapped[Applicant] = relationship()
+
+
+class Booking(db.Model):
+    __tablename__ = "bookings"
+
+    id: Mapped[str] = mapped_column(RowId(), primary_key=True)
+    applicant_id: Mapped[str] = mapped_column(ForeignKey("applicants.id"))
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    # The staff member who entered it (R1.1); None for the resident's own web booking.
+    staff_id: Mapped[int | None] = mapped_column(Integer)
+    # Idempotency: the key of the request that last created or moved this booking, so a form
+    # submitted twice (or retried after a lost reply) acts once (R1.2).
+    request_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    applicant: Mapped[Applicant] = relationship()
+    slot: Mapped[Slot] = relationship()
+    events: Mapped[list[BookingEvent]] = relationship(
+        back_populates="booking", order_by="BookingEvent.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index(
+            "uq_bookings_one_live_per_applicant",
+            "applicant_id",
+            unique=True,
+            sqlite_where=text(_LIVE_SQL),
+            postgresql_where=text(_LIVE_SQL),
+        ),
+    )
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE
+
+
+class BookingEvent(db.Model):
+    """What happened to a booking, through which channel and by whom (R1.1). Holds no personal value."""
+
+    __tablename__ = "booking_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    staff_id: Mapped[int | None] = mapped_column(Integer)
+    from_slot_id: Mapped[int | None] = mapped_column(Integer)
+    to_slot_id: Mapped[int | None] = mapped_column(Integer)
+
+    booking: Mapped[Booking] = relationship(back_populates="events")

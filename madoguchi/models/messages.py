@@ -1,0 +1,35 @@
+"""The transactional outbox: messages are written with the booking and sent after the commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..crypto import EncryptedField
+from ..extensions import db
+from .types import Ciphertext, RowId, UTCDateTime
+
+
+class OutboundMessage(db.Model):
+    """An e-mail or SMS to a resident. Recipient and body are personal, so both are encrypted."""
+
+    __tablename__ = "outbound_messages"
+
+    id: Mapped[str] = mapped_column(RowId(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # email | sms
+    template: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[str | None] = mapped_column(ForeignKey("bookings.id"), index=True)
+    recipient_ct: Mapped[str] = mapped_column(Ciphertext())
+    subject_ct: Mapped[str | None] = mapped_column(Ciphertext())
+    body_ct: Mapped[str] = mapped_column(Ciphertext())
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    recipient = EncryptedField()
+    subject = EncryptedField()
+    body = EncryptedField()

@@ -1,0 +1,336 @@
+"""Residents' pages (R3). Views are thin: validate a form, call one service, render."""
+
+from __future__ import annotations
+
+import functools
+from datetime import date, timedelta
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from madoguchi import applicants, booking, dates, guidance, numbers, venues
+from madoguchi.errors import (
+    AlreadyBooked,
+    HoldExpired,
+    IdentityMismatch,
+    LookupLocked,
+    NotChangeable,
+    SameSlot,
+    SlotFull,
+    SlotNotBookable,
+)
+from madoguchi.extensions import db, limiter
+from madoguchi.models import Applicant, Booking, Hold
+
+from .forms import ConfirmForm, ContactForm, HoldForm, IdentifyForm, PlainForm, RegisterForm, VenueChoiceForm
+
+bp = Blueprint("reservation", __name__)
+
+BOOKING_WEEKS = 4
+RESIDENT = booking.Actor.resident()
+
+
+def _lookup_limit() -> str:
+    return current_app.config["RATELIMIT_LOOKUP"]
+
+
+# ---- the resident in this browser ------------------------------------------------------------
+def _sign_in(applicant: Applicant, flow: str) -> None:
+    """Only the random row id goes into the (signed, not encrypted) cookie: never a personal value."""
+    session.clear()
+    session.permanent = True
+    session["applicant_id"] = applicant.id
+    session["flow"] = flow
+
+
+def requires_applicant(view):
+    """Load the identified applicant for this browser, or send the resident to the start."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        applicant_id = session.get("applicant_id")
+        applicant = db.session.get(Applicant, applicant_id) if applicant_id else None
+        if applicant is None:
+            flash(_("はじめに予約管理番号と生年月日を入力してください。"), "info")
+            return redirect(url_for(".start"))
+        g.applicant = applicant
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _identify(form: IdentifyForm):
+    """The shared step of booking and managing: number + birth date. Returns the applicant or None
+    (with the form's errors set)."""
+    number = form.reservation_number.data
+    try:
+        applicant = applicants.identify(number, form.birth_date.parsed)
+    except LookupLocked:
+        form.reservation_number.errors.append(
+            _("入力の誤りが続いたため、この番号での確認を一時的に停止しています。30分ほどたってから、"
+              "またはコールセンターへお問い合わせください。")
+        )
+        return None
+    except IdentityMismatch:
+        locked = applicants.record_failed_lookup(number)
+        message = _("予約管理番号と生年月日の組み合わせが確認できませんでした。交付通知書の番号と生年月日をお確かめください。")
+        if locked:
+            message = _("入力の誤りが続いたため、この番号での確認を一時的に停止しました。30分ほどたってから、"
+                        "またはコールセンターへお問い合わせください。")
+        form.birth_date.errors.append(message)
+        return None
+    applicants.clear_failed_lookups(number)
+    return applicant
+
+
+# ---- pages ---------------------------------------------------------------------------------
+@bp.get("/")
+def index():
+    return render_template("reservation/index.html", guidance=guidance, venues=venues.all_venues())
+
+
+@bp.route("/start", methods=["GET", "POST"])
+@limiter.limit(_lookup_limit, methods=["POST"])
+def start():
+    form = IdentifyForm()
+    if form.validate_on_submit():
+        number = form.reservation_number.data
+        if applicants.find_by_number(number) is None and not current_app.config["ROSTER_REQUIRED"]:
+            # Not on the roster: register with the minimal fields, keeping what was typed.
+            register_form = RegisterForm(formdata=None, reservation_number=numbers.display(number),
+                                         birth_date=request.form.get("birth_date", ""))
+            return render_template("reservation/register.html", form=register_form, first_time=True)
+        applicant = _identify(form)
+        if applicant is not None:
+            _sign_in(applicant, "book")
+            if booking.live_booking_for(applicant) is not None:
+                flash(_("すでに予約があります。予約の内容は次のとおりです。"), "info")
+                return redirect(url_for(".manage_booking"))
+            return redirect(url_for(".contact"))
+    return render_template("reservation/start.html", form=form)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(_lookup_limit, methods=["POST"])
+def register():
+    form = RegisterForm()
+    if request.method == "POST" and form.lookup_postal.data:
+        form.postal_code.validate(form)
+        filled = venues.postal_address(form.postal_code.data or "") if not form.postal_code.errors else None
+        if filled:
+            form.address.data = filled
+            flash(_("郵便番号から住所の前半を入力しました。丁目・番地を続けて入力してください。"), "info")
+        elif not form.postal_code.errors:
+            form.postal_code.errors = [_("この郵便番号の住所が見つかりません。住所を直接入力してください。")]
+        return render_template("reservation/register.html", form=form)
+    if form.validate_on_submit():
+        number = form.reservation_number.data
+        if applicants.find_by_number(number) is not None:
+            form.reservation_number.errors.append(
+                _("この予約管理番号は登録済みです。「予約する」から予約管理番号と生年月日で進んでください。")
+            )
+            return render_template("reservation/register.html", form=form)
+        applicant = applicants.register(
+            number=number,
+            name=form.name.data.strip(),
+            name_kana=form.name_kana.data,
+            birth_date=form.birth_date.parsed,
+            sex=form.sex.data,
+            postal_code=form.postal_code.data,
+            address=form.address.data.strip(),
+            email=form.email.data or None,
+            phone=form.phone.data or None,
+            source="web",
+        )
+        _sign_in(applicant, "book")
+        return redirect(url_for(".venue"))
+    return render_template("reservation/register.html", form=form)
+
+
+@bp.route("/contact", methods=["GET", "POST"])
+@requires_applicant
+def contact():
+    applicant = g.applicant
+    form = ContactForm(obj=None if request.method == "POST" else applicant)
+    if form.validate_on_submit():
+        applicants.update_contact(applicant, email=form.email.data or None, phone=form.phone.data or None)
+        return redirect(url_for(".venue"))
+    return render_template("reservation/contact.html", form=form)
+
+
+@bp.route("/venue", methods=["GET", "POST"])
+@requires_applicant
+def venue():
+    applicant = g.applicant
+    route = venues.route_address(applicant.address or "")
+    if route.venue_code and applicant.venue is not None:
+        return render_template("reservation/venue.html", venue=applicant.venue, form=None, route=route)
+    choices = route.candidates or tuple(v.code for v in venues.all_venues())
+    options = [venues.by_code(code) for code in choices]
+    form = VenueChoiceForm()
+    form.venue.choices = [(v.code, v.display_name) for v in options if v is not None]
+    if form.validate_on_submit():
+        applicants.assign_venue(applicant, form.venue.data)
+        return redirect(url_for(".slots"))
+    return render_template("reservation/venue.html", venue=None, form=form, route=route, options=options)
+
+
+@bp.get("/slots")
+@requires_applicant
+def slots():
+    applicant = g.applicant
+    if applicant.venue is None:
+        return redirect(url_for(".venue"))
+    today = dates.now().astimezone(dates.TOKYO).date()
+    last_day = today + timedelta(weeks=BOOKING_WEEKS)
+    try:
+        first = date.fromisoformat(request.args.get("from", "")) if request.args.get("from") else today
+    except ValueError:
+        first = today
+    first = min(max(first, today), last_day)
+    days = [first + timedelta(days=i) for i in range(7) if first + timedelta(days=i) <= last_day]
+    day_slots = venues.slots_between(applicant.venue_id, days[0], days[-1])
+    left = booking.places_left([s.id for s in day_slots])
+    now = dates.now()
+    by_day = {day: [] for day in days}
+    for slot in day_slots:
+        if slot.starts_at > now:
+            by_day[dates.tokyo(slot.starts_at).date()].append((slot, left.get(slot.id, 0)))
+    live = booking.live_booking_for(applicant)
+    return render_template(
+        "reservation/slots.html",
+        venue=applicant.venue,
+        by_day=by_day,
+        closed={day: venues.closed_reason(applicant.venue, day) for day in days},
+        previous=(first - timedelta(days=7)) if first > today else None,
+        following=(first + timedelta(days=7)) if first + timedelta(days=7) <= last_day else None,
+        live=live,
+        form=HoldForm(),
+        hold_minutes=current_app.config["HOLD_MINUTES"],
+    )
+
+
+@bp.post("/hold")
+@requires_applicant
+def hold():
+    form = HoldForm()
+    if not form.validate_on_submit() or not form.slot_id.data.isdigit():
+        flash(_("時間帯を選び直してください。"), "error")
+        return redirect(url_for(".slots"))
+    try:
+        booking.hold(g.applicant, int(form.slot_id.data))
+    except SlotFull:
+        flash(_("選んだ時間帯はちょうど満員になりました。別の時間帯をお選びください。"), "error")
+        return redirect(url_for(".slots"))
+    except SameSlot:
+        flash(_("その時間帯はすでに予約済みです。別の時間帯をお選びください。"), "error")
+        return redirect(url_for(".slots"))
+    except SlotNotBookable:
+        flash(_("その時間帯は選べません。表示されている時間帯からお選びください。"), "error")
+        return redirect(url_for(".slots"))
+    return redirect(url_for(".confirm"))
+
+
+@bp.route("/confirm", methods=["GET", "POST"])
+@requires_applicant
+def confirm():
+    applicant = g.applicant
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            done = booking.confirm_hold(applicant, form.hold_id.data, actor=RESIDENT)
+        except HoldExpired:
+            flash(_("仮押さえの時間（{minutes}分）が過ぎたため、時間帯が解除されました。もう一度お選びください。")
+                  .format(minutes=current_app.config["HOLD_MINUTES"]), "error")
+            return redirect(url_for(".slots"))
+        except (NotChangeable, SameSlot):
+            flash(_("この予約は変更できません。コールセンターへお問い合わせください。"), "error")
+            return redirect(url_for(".manage_booking"))
+        session["done_booking_id"] = done.id
+        return redirect(url_for(".done"))
+    held: Hold | None = booking.current_hold(applicant)
+    if held is None or held.expires_at <= dates.now():
+        flash(_("時間帯を選んでください。"), "info")
+        return redirect(url_for(".slots"))
+    form.hold_id.data = held.id
+    return render_template(
+        "reservation/confirm.html",
+        form=form,
+        release_form=PlainForm(),
+        held=held,
+        slot=held.slot,
+        venue=held.slot.venue,
+        live=booking.live_booking_for(applicant),
+        applicant=applicant,
+    )
+
+
+@bp.post("/release")
+@requires_applicant
+def release():
+    if PlainForm().validate_on_submit():
+        booking.release_hold(g.applicant)
+    return redirect(url_for(".slots"))
+
+
+@bp.get("/done")
+@requires_applicant
+def done():
+    done_booking = db.session.get(Booking, session.get("done_booking_id") or "")
+    if done_booking is None or done_booking.applicant_id != g.applicant.id:
+        return redirect(url_for(".manage_booking"))
+    return render_template("reservation/done.html", booking=done_booking, applicant=g.applicant,
+                           slot=done_booking.slot, venue=done_booking.slot.venue, guidance=guidance)
+
+
+# ---- change and cancel (R3.5) ----------------------------------------------------------------
+@bp.route("/manage", methods=["GET", "POST"])
+@limiter.limit(_lookup_limit, methods=["POST"])
+def manage():
+    form = IdentifyForm()
+    if form.validate_on_submit():
+        applicant = _identify(form)
+        if applicant is not None:
+            _sign_in(applicant, "manage")
+            return redirect(url_for(".manage_booking"))
+    return render_template("reservation/manage.html", form=form)
+
+
+@bp.get("/manage/booking")
+@requires_applicant
+def manage_booking():
+    live = booking.live_booking_for(g.applicant)
+    return render_template("reservation/manage_booking.html", booking=live, applicant=g.applicant,
+                           slot=live.slot if live else None, venue=live.slot.venue if live else None,
+                           cancel_form=PlainForm(), guidance=guidance)
+
+
+@bp.route("/manage/cancel", methods=["GET", "POST"])
+@requires_applicant
+def manage_cancel():
+    live = booking.live_booking_for(g.applicant)
+    if live is None:
+        return redirect(url_for(".manage_booking"))
+    form = PlainForm()
+    if form.validate_on_submit():
+        try:
+            booking.cancel(live, actor=RESIDENT)
+        except NotChangeable:
+            flash(_("この予約は取り消せません。コールセンターへお問い合わせください。"), "error")
+            return redirect(url_for(".manage_booking"))
+        return render_template("reservation/cancelled.html")
+    return render_template("reservation/cancel.html", form=form, booking=live, slot=live.slot, venue=live.slot.venue)
+
+
+@bp.post("/signout")
+def signout():
+    if PlainForm().validate_on_submit():
+        session.clear()
+        flash(_("終了しました。ご利用ありがとうございました。"), "info")
+    return redirect(url_for(".index"))
+
+
+@bp.errorhandler(AlreadyBooked)
+def _already_booked(_exc):
+    flash(_("すでに予約があります。変更する場合は「予約の確認・変更・取消」からお進みください。"), "error")
+    return redirect(url_for(".manage_booking"))
