@@ -161,7 +161,9 @@ def _register_errors(app: Flask) -> None:
         return render_template(
             "errors.html",
             status=400,
-            message=_("画面を開いてから時間がたったため、操作を受け付けられませんでした。もう一度はじめからお試しください。"),
+            message=_(
+                "画面を開いてから時間がたったため、操作を受け付けられませんでした。もう一度はじめからお試しください。"
+            ),
         ), 400
 
     @app.errorhandler(HTTPException)
@@ -174,7 +176,10 @@ def _register_errors(app: Flask) -> None:
         # Log the type and where, never the message: messages can carry values (standard 4).
         db.session.rollback()
         app.logger.error(
-            "unhandled %s at %s %s", type(exc).__name__, request.method, request.url_rule,
+            "unhandled %s at %s %s",
+            type(exc).__name__,
+            request.method,
+            request.url_rule,
             exc_info=app.config.get("LOG_TRACEBACKS", False),
         )
         return render_error(500)

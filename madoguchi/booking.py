@@ -91,9 +91,7 @@ def _release_expired_holds(slot_id: int, now: datetime) -> int:
     The DELETE's row count, not the preceding SELECT, decides how many places go back, so two
     transactions releasing the same holds cannot both count them.
     """
-    expired = db.session.scalars(
-        select(Hold.id).where(Hold.slot_id == slot_id, Hold.expires_at <= now)
-    ).all()
+    expired = db.session.scalars(select(Hold.id).where(Hold.slot_id == slot_id, Hold.expires_at <= now)).all()
     if not expired:
         return 0
     result = db.session.execute(
@@ -186,7 +184,13 @@ def hold(applicant: Applicant, slot_id: int, *, now: datetime | None = None) -> 
                     _give_back_place(existing.slot_id)
                 db.session.expunge(existing)
             _take_place(slot_id, now)
-            new = Hold(id=new_row_id(), slot_id=slot_id, applicant_id=applicant.id, expires_at=expires_at, created_at=now)
+            new = Hold(
+                id=new_row_id(),
+                slot_id=slot_id,
+                applicant_id=applicant.id,
+                expires_at=expires_at,
+                created_at=now,
+            )
             db.session.add(new)
             db.session.flush()
     except IntegrityError:

@@ -47,8 +47,10 @@ def keys_init(if_missing: bool):
             return
         raise click.ClickException(f"{path} exists; use `madoguchi keys rotate` to add a key")
     KeyRing.generate().save(path)
-    click.echo(f"created {path} (mode 600). Back it up apart from the database: without it no "
-               "personal value can ever be read again.")
+    click.echo(
+        f"created {path} (mode 600). Back it up apart from the database: without it no "
+        "personal value can ever be read again."
+    )
 
 
 @keys_group.command("rotate")
@@ -86,7 +88,9 @@ def keys_retire(key_id: str):
     """Remove an old key once no stored value uses it."""
     in_use = keys.usage().get(key_id, 0)
     if in_use:
-        raise click.ClickException(f"{in_use} values still use {key_id}; run `madoguchi keys reencrypt` first")
+        raise click.ClickException(
+            f"{in_use} values still use {key_id}; run `madoguchi keys reencrypt` first"
+        )
     path = _key_file()
     ring = KeyRing.from_json(path.read_text())
     ring.retire(key_id)
@@ -106,7 +110,9 @@ def demo_command(if_empty: bool, applicants: int, weeks: int):
         return
     samples = demo.load(applicants=applicants, weeks=weeks)
     db.session.commit()
-    click.echo(f"loaded {applicants} fictitious applicants, {len(venues.all_venues())} venues, slots for {weeks} weeks")
+    click.echo(
+        f"loaded {applicants} fictitious applicants, {len(venues.all_venues())} venues, slots for {weeks} weeks"
+    )
     click.echo("try these (fictitious) 予約管理番号 + 生年月日:")
     for number, birth in samples:
         click.echo(f"  {number}  {birth.isoformat()}")

@@ -149,7 +149,9 @@ class KeyRing:
             try:
                 self._aead[key_id] = AESGCM(self.data_keys[key_id])
             except KeyError:
-                raise DecryptionError("the value was written with a key that is not in the key ring") from None
+                raise DecryptionError(
+                    "the value was written with a key that is not in the key ring"
+                ) from None
         return self._aead[key_id]
 
     def encrypt(self, plaintext: str, *, table: str, column: str, row_id: str) -> str:
@@ -250,7 +252,9 @@ class EncryptedField:
         cache = obj.__dict__.setdefault("_plain_cache", {})
         if self.name in cache and cache[self.name][0] == stored:
             return cache[self.name][1]
-        text = current_keyring().decrypt(stored, table=self._table(type(obj)), column=self.name, row_id=obj.id)
+        text = current_keyring().decrypt(
+            stored, table=self._table(type(obj)), column=self.name, row_id=obj.id
+        )
         value = self.from_text(text)
         cache[self.name] = (stored, value)
         return value

@@ -26,7 +26,9 @@ _ERA_BY_ABBR = {abbr: (name, start) for name, abbrs, start in ERAS for abbr in a
 _SEP = r"[年月日/.\-]"
 _WESTERN = re.compile(rf"^(\d{{4}}){_SEP}?(\d{{1,2}}){_SEP}?(\d{{1,2}})日?$")
 _WESTERN_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-_WAREKI = re.compile(rf"^(令和|平成|昭和|大正|令|平|昭|大|R|H|S|T)(元|\d{{1,2}})年?{_SEP}?(\d{{1,2}}){_SEP}?(\d{{1,2}})日?$")
+_WAREKI = re.compile(
+    rf"^(令和|平成|昭和|大正|令|平|昭|大|R|H|S|T)(元|\d{{1,2}})年?{_SEP}?(\d{{1,2}}){_SEP}?(\d{{1,2}})日?$"
+)
 
 
 class InvalidDate(ValueError):

@@ -50,12 +50,35 @@ KOTO_VENUES = (
     ),
 )
 
-FAMILY = (("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"), ("伊藤", "イトウ"),
-          ("渡辺", "ワタナベ"), ("山本", "ヤマモト"), ("中村", "ナカムラ"), ("小林", "コバヤシ"), ("加藤", "カトウ"),
-          ("吉田", "ヨシダ"), ("山田", "ヤマダ"), ("松本", "マツモト"), ("井上", "イノウエ"), ("木村", "キムラ"))
-GIVEN = (("太郎", "タロウ", "男"), ("一郎", "イチロウ", "男"), ("健", "ケン", "男"), ("翔", "ショウ", "男"),
-         ("大輔", "ダイスケ", "男"), ("花子", "ハナコ", "女"), ("美咲", "ミサキ", "女"), ("陽子", "ヨウコ", "女"),
-         ("さくら", "サクラ", "女"), ("恵", "メグミ", "女"))
+FAMILY = (
+    ("佐藤", "サトウ"),
+    ("鈴木", "スズキ"),
+    ("高橋", "タカハシ"),
+    ("田中", "タナカ"),
+    ("伊藤", "イトウ"),
+    ("渡辺", "ワタナベ"),
+    ("山本", "ヤマモト"),
+    ("中村", "ナカムラ"),
+    ("小林", "コバヤシ"),
+    ("加藤", "カトウ"),
+    ("吉田", "ヨシダ"),
+    ("山田", "ヤマダ"),
+    ("松本", "マツモト"),
+    ("井上", "イノウエ"),
+    ("木村", "キムラ"),
+)
+GIVEN = (
+    ("太郎", "タロウ", "男"),
+    ("一郎", "イチロウ", "男"),
+    ("健", "ケン", "男"),
+    ("翔", "ショウ", "男"),
+    ("大輔", "ダイスケ", "男"),
+    ("花子", "ハナコ", "女"),
+    ("美咲", "ミサキ", "女"),
+    ("陽子", "ヨウコ", "女"),
+    ("さくら", "サクラ", "女"),
+    ("恵", "メグミ", "女"),
+)
 
 
 def load(*, applicants: int = 300, weeks: int = 4, seed: int = 2026) -> list[tuple[str, date]]:
@@ -65,8 +88,11 @@ def load(*, applicants: int = 300, weeks: int = 4, seed: int = 2026) -> list[tup
     today = dates.now().astimezone(dates.TOKYO).date()
     # A 休日開庁 on the next Sunday at the main office, to show special openings.
     sunday = today + timedelta(days=(6 - today.weekday()) or 7)
-    db.session.add(SpecialOpening(venue_id=created[0].id, day=sunday, open_time=time(9, 0),
-                                  close_time=time(12, 0), note="休日開庁"))
+    db.session.add(
+        SpecialOpening(
+            venue_id=created[0].id, day=sunday, open_time=time(9, 0), close_time=time(12, 0), note="休日開庁"
+        )
+    )
     db.session.flush()
     for venue in created:
         venues.generate_slots(venue, today, today + timedelta(weeks=weeks))
@@ -113,8 +139,11 @@ def _book_some(rng: random.Random, people) -> None:
     for person in people:
         if person.email or rng.random() > 0.5 or person.venue_id is None:
             continue
-        slots = [s for s in db.session.scalars(db.select(venues.Slot).where(venues.Slot.venue_id == person.venue_id))
-                 if s.starts_at > dates.now()]
+        slots = [
+            s
+            for s in db.session.scalars(db.select(venues.Slot).where(venues.Slot.venue_id == person.venue_id))
+            if s.starts_at > dates.now()
+        ]
         rng.shuffle(slots)
         for slot in slots[:3]:
             try:

@@ -30,9 +30,7 @@ def kana(text: str) -> str:
 
 def is_kana(text: str) -> bool:
     folded = kana(text)
-    return bool(folded) and all(
-        "\u30a0" <= ch <= "\u30ff" or ch in "ー・" for ch in folded
-    )
+    return bool(folded) and all("\u30a0" <= ch <= "\u30ff" or ch in "ー・" for ch in folded)
 
 
 def phone(text: str) -> str:

@@ -149,8 +149,13 @@ def generate_slots(venue: Venue, first: date, last: date) -> int:
             while start + step <= close:
                 if start not in existing:
                     db.session.add(
-                        Slot(venue_id=venue.id, starts_at=start, ends_at=start + step,
-                             capacity=venue.slot_capacity, taken=0)
+                        Slot(
+                            venue_id=venue.id,
+                            starts_at=start,
+                            ends_at=start + step,
+                            capacity=venue.slot_capacity,
+                            taken=0,
+                        )
                     )
                     created += 1
                 start += step

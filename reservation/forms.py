@@ -16,7 +16,9 @@ def _reservation_number(_form, field):
         field.data = numbers.parse(field.data or "")
     except numbers.InvalidReservationNumber as exc:
         if exc.reason == "length":
-            raise ValidationError(_l("予約管理番号は12桁の数字で入力してください（交付通知書に記載されています）。")) from None
+            raise ValidationError(
+                _l("予約管理番号は12桁の数字で入力してください（交付通知書に記載されています）。")
+            ) from None
         raise ValidationError(
             _l("予約管理番号が正しくありません。交付通知書の番号をもう一度お確かめください。")
         ) from None
@@ -45,7 +47,9 @@ def _phone(_form, field):
         return
     digits = normalize.phone(field.data)
     if not (10 <= len(digits) <= 11 and digits.startswith("0")):
-        raise ValidationError(_l("電話番号は市外局番から、10桁または11桁の数字で入力してください（例: 090-1234-5678）。"))
+        raise ValidationError(
+            _l("電話番号は市外局番から、10桁または11桁の数字で入力してください（例: 090-1234-5678）。")
+        )
     field.data = digits
 
 

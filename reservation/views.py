@@ -67,16 +67,22 @@ def _identify(form: IdentifyForm):
         applicant = applicants.identify(number, form.birth_date.parsed)
     except LookupLocked:
         form.reservation_number.errors.append(
-            _("入力の誤りが続いたため、この番号での確認を一時的に停止しています。30分ほどたってから、"
-              "またはコールセンターへお問い合わせください。")
+            _(
+                "入力の誤りが続いたため、この番号での確認を一時的に停止しています。30分ほどたってから、"
+                "またはコールセンターへお問い合わせください。"
+            )
         )
         return None
     except IdentityMismatch:
         locked = applicants.record_failed_lookup(number)
-        message = _("予約管理番号と生年月日の組み合わせが確認できませんでした。交付通知書の番号と生年月日をお確かめください。")
+        message = _(
+            "予約管理番号と生年月日の組み合わせが確認できませんでした。交付通知書の番号と生年月日をお確かめください。"
+        )
         if locked:
-            message = _("入力の誤りが続いたため、この番号での確認を一時的に停止しました。30分ほどたってから、"
-                        "またはコールセンターへお問い合わせください。")
+            message = _(
+                "入力の誤りが続いたため、この番号での確認を一時的に停止しました。30分ほどたってから、"
+                "またはコールセンターへお問い合わせください。"
+            )
         form.birth_date.errors.append(message)
         return None
     applicants.clear_failed_lookups(number)
@@ -97,8 +103,11 @@ def start():
         number = form.reservation_number.data
         if applicants.find_by_number(number) is None and not current_app.config["ROSTER_REQUIRED"]:
             # Not on the roster: register with the minimal fields, keeping what was typed.
-            register_form = RegisterForm(formdata=None, reservation_number=numbers.display(number),
-                                         birth_date=request.form.get("birth_date", ""))
+            register_form = RegisterForm(
+                formdata=None,
+                reservation_number=numbers.display(number),
+                birth_date=request.form.get("birth_date", ""),
+            )
             return render_template("reservation/register.html", form=register_form, first_time=True)
         applicant = _identify(form)
         if applicant is not None:
@@ -240,8 +249,12 @@ def confirm():
         try:
             done = booking.confirm_hold(applicant, form.hold_id.data, actor=RESIDENT)
         except HoldExpired:
-            flash(_("仮押さえの時間（{minutes}分）が過ぎたため、時間帯が解除されました。もう一度お選びください。")
-                  .format(minutes=current_app.config["HOLD_MINUTES"]), "error")
+            flash(
+                _(
+                    "仮押さえの時間（{minutes}分）が過ぎたため、時間帯が解除されました。もう一度お選びください。"
+                ).format(minutes=current_app.config["HOLD_MINUTES"]),
+                "error",
+            )
             return redirect(url_for(".slots"))
         except (NotChangeable, SameSlot):
             flash(_("この予約は変更できません。コールセンターへお問い合わせください。"), "error")
@@ -279,8 +292,14 @@ def done():
     done_booking = db.session.get(Booking, session.get("done_booking_id") or "")
     if done_booking is None or done_booking.applicant_id != g.applicant.id:
         return redirect(url_for(".manage_booking"))
-    return render_template("reservation/done.html", booking=done_booking, applicant=g.applicant,
-                           slot=done_booking.slot, venue=done_booking.slot.venue, guidance=guidance)
+    return render_template(
+        "reservation/done.html",
+        booking=done_booking,
+        applicant=g.applicant,
+        slot=done_booking.slot,
+        venue=done_booking.slot.venue,
+        guidance=guidance,
+    )
 
 
 # ---- change and cancel (R3.5) ----------------------------------------------------------------
@@ -300,9 +319,15 @@ def manage():
 @requires_applicant
 def manage_booking():
     live = booking.live_booking_for(g.applicant)
-    return render_template("reservation/manage_booking.html", booking=live, applicant=g.applicant,
-                           slot=live.slot if live else None, venue=live.slot.venue if live else None,
-                           cancel_form=PlainForm(), guidance=guidance)
+    return render_template(
+        "reservation/manage_booking.html",
+        booking=live,
+        applicant=g.applicant,
+        slot=live.slot if live else None,
+        venue=live.slot.venue if live else None,
+        cancel_form=PlainForm(),
+        guidance=guidance,
+    )
 
 
 @bp.route("/manage/cancel", methods=["GET", "POST"])
@@ -319,7 +344,9 @@ def manage_cancel():
             flash(_("この予約は取り消せません。コールセンターへお問い合わせください。"), "error")
             return redirect(url_for(".manage_booking"))
         return render_template("reservation/cancelled.html")
-    return render_template("reservation/cancel.html", form=form, booking=live, slot=live.slot, venue=live.slot.venue)
+    return render_template(
+        "reservation/cancel.html", form=form, booking=live, slot=live.slot, venue=live.slot.venue
+    )
 
 
 @bp.post("/signout")

@@ -1,0 +1,112 @@
+"""Fixtures: a real database per test (SQLite file, or PostgreSQL when TEST_DATABASE_URL is set),
+real keys in a temporary key file, and an outbox folder per test.
+
+SQLite: the schema is built once by the Alembic migrations into a template file and copied for
+each test. PostgreSQL: built once per run by the migrations, emptied (TRUNCATE) after each test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+from madoguchi.crypto import KeyRing
+from madoguchi.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = str(ROOT / "migrations")
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
+ON_POSTGRES = POSTGRES_URL.startswith("postgresql")
+
+
+def base_overrides(tmp: Path, database_url: str) -> dict:
+    key_file = tmp / "keys" / "keys.json"
+    if not key_file.exists():
+        KeyRing.generate().save(key_file)
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "MADOGUCHI_KEY_FILE": str(key_file),
+        "MADOGUCHI_KEYS": "",
+        "MAIL_BACKEND": "outbox",
+        "MAIL_OUTBOX_DIR": str(tmp / "outbox"),
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+    }
+
+
+@pytest.fixture(scope="session")
+def schema_url(tmp_path_factory) -> str:
+    """A database at the migrations' head, built once for the run."""
+    from reservation import create_app
+
+    if ON_POSTGRES:
+        engine = create_engine(POSTGRES_URL)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('schema') / 'template.sqlite3'}"
+    app = create_app(base_overrides(tmp_path_factory.mktemp("schema-keys"), url))
+    with app.app_context():
+        upgrade(directory=MIGRATIONS)
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def database_url(schema_url, tmp_path) -> str:
+    if ON_POSTGRES:
+        yield schema_url
+        engine = create_engine(schema_url)
+        with engine.begin() as conn:
+            tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+    else:
+        path = tmp_path / "madoguchi.sqlite3"
+        shutil.copy(schema_url.removeprefix("sqlite:///"), path)
+        yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def overrides(tmp_path, database_url) -> dict:
+    """Tests may change these before the ``app`` fixture is first used."""
+    return base_overrides(tmp_path, database_url)
+
+
+@pytest.fixture
+def app(overrides):
+    from reservation import create_app
+
+    app = create_app(overrides)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for service-level tests; commits are explicit."""
+    with app.app_context():
+        yield app
+        db.session.rollback()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def outbox(tmp_path) -> Path:
+    return tmp_path / "outbox"

@@ -1,0 +1,157 @@
+"""End-to-end fixtures: the residents' app served for real (CSRF on) and Debian's chromium driven
+by Playwright's sync API, as a person would use the pages (issue "Tests as a person would use it", R3).
+
+Nothing here downloads a browser: it uses /usr/bin/chromium and skips the folder when it is missing.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """No chromium, no e2e: skip every test of this folder with a reason that says what to install."""
+    if CHROMIUM.exists():
+        return
+    skip = pytest.mark.skip(
+        reason=f"e2e tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)"
+    )
+    for item in items:
+        if HERE in Path(str(item.path)).resolve().parents:
+            item.add_marker(skip)
+
+
+# ---- the app, served ------------------------------------------------------------------------
+@pytest.fixture
+def overrides(overrides):
+    """The base test settings, with CSRF protection ON as in production (forms carry real tokens).
+
+    Same name as the parent fixture: ``app`` reads this dict when it is created, so every e2e test
+    gets CSRF whatever order its fixtures are requested in.
+    """
+    overrides["WTF_CSRF_ENABLED"] = True
+    return overrides
+
+
+@pytest.fixture
+def live_server(app):
+    """The ``app`` fixture's app on a real HTTP server (127.0.0.1, a free port); yields the base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+# ---- the browser ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"e2e tests need Debian's chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+    finally:
+        playwright.stop()
+
+
+class PageProblems:
+    """What went wrong in the browser behind the test's back: server errors, script errors, CSP."""
+
+    def __init__(self):
+        self.server_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.console_errors: list[str] = []
+
+    def attach(self, page):
+        page.on("response", lambda r: r.status >= 500 and self.server_errors.append(f"{r.status} {r.url}"))
+        page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+        page.on("console", self._console)
+
+    def _console(self, message):
+        if message.type != "error":
+            return
+        url = message.location.get("url", "")
+        if url.endswith("/favicon.ico"):
+            return  # the browser asks for it by itself; the app has none (not a page's fault)
+        self.console_errors.append(f"{message.text} ({url})")
+
+    def check(self):
+        assert not self.server_errors, f"server errors: {self.server_errors}"
+        assert not self.page_errors, f"script errors: {self.page_errors}"
+        assert not self.console_errors, f"console errors (CSP, failed loads): {self.console_errors}"
+
+
+def _open_page(browser, live_server, request, viewport):
+    context = browser.new_context(
+        base_url=live_server,
+        viewport=viewport,
+        locale="ja-JP",
+        timezone_id="Asia/Tokyo",
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    problems = PageProblems()
+    problems.attach(page)
+    folder = ARTIFACTS / re.sub(r"[^\w.-]+", "_", request.node.name)
+    shutil.rmtree(folder, ignore_errors=True)
+    page._e2e_shots = {"folder": folder, "count": 0}  # read by shot()
+    return context, page, problems
+
+
+@pytest.fixture
+def page(browser, live_server, request):
+    """A fresh browser context per test, as a phone (390×844). ``page.goto("/")`` opens the app."""
+    context, page, problems = _open_page(browser, live_server, request, PHONE)
+    yield page
+    context.close()
+    problems.check()
+
+
+@pytest.fixture
+def desktop_page(browser, live_server, request):
+    """The same on a desktop screen (1280×900)."""
+    context, page, problems = _open_page(browser, live_server, request, DESKTOP)
+    yield page
+    context.close()
+    problems.check()
+
+
+def shot(page, name: str) -> Path:
+    """Save a full-page screenshot as test-artifacts/e2e/<test name>/<NN>-<name>.png (gitignored)."""
+    state = page._e2e_shots
+    state["count"] += 1
+    path = state["folder"] / f"{state['count']:02d}-{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    return path
