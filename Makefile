@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 RESIDENTS_PORT ?= 8000
+ADMIN_PORT ?= 8002
 export MADOGUCHI_INSTANCE ?= $(CURDIR)/instance
 
 .PHONY: run test install system-deps
@@ -23,11 +24,12 @@ run: install
 	$(BIN)/madoguchi demo --if-empty
 	@echo ""
 	@echo "  Madoguchi is running (SQLite: $(MADOGUCHI_INSTANCE)/madoguchi.sqlite3)"
-	@echo "  住民向け予約サイト (residents):  http://$(HOST):$(RESIDENTS_PORT)/"
+	@echo "  住民向け予約サイト (residents):   http://$(HOST):$(RESIDENTS_PORT)/"
+	@echo "  職員用 管理 (back office, staff): http://$(HOST):$(ADMIN_PORT)/   (demo accounts above; TOTP enrolment at first sign-in)"
 	@echo "  E-mails sent by the demo are written to ./outbox/ as .eml files."
 	@echo "  Stop with Ctrl+C."
 	@echo ""
-	$(BIN)/gunicorn --workers 2 --bind $(HOST):$(RESIDENTS_PORT) --access-logfile - "reservation:create_app()"
+	HOST=$(HOST) RESIDENTS_PORT=$(RESIDENTS_PORT) ADMIN_PORT=$(ADMIN_PORT) scripts/serve
 
 ## Debian packages the tests use (Chromium, Japanese fonts, PostgreSQL, poppler); as root only.
 system-deps:

@@ -38,6 +38,7 @@ def create_base_app(
     overrides: dict | None = None,
     blueprints=(),
     require_keys: bool = True,
+    write_every_request: bool = False,
 ) -> Flask:
     app = Flask(
         import_name,
@@ -59,7 +60,7 @@ def create_base_app(
     _load_keys(app, require_keys)
     app.extensions["madoguchi.clock"] = dates.Clock()
     _register_filters(app)
-    _register_request_cycle(app)
+    _register_request_cycle(app, write_every_request)
     _register_errors(app)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
@@ -97,11 +98,12 @@ def _register_filters(app: Flask) -> None:
     )
 
 
-def _register_request_cycle(app: Flask) -> None:
+def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
     @app.before_request
     def _start_transaction():
         # SQLite: a request that changes data takes the write lock at BEGIN (see extensions).
-        if request.method in WRITE_METHODS:
+        # Staff apps write on every request (session touch, audit entries for each view).
+        if write_every_request or request.method in WRITE_METHODS:
             begin_write()
 
     @app.after_request

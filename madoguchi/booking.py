@@ -294,7 +294,9 @@ def book(
         done = _by_request_key(request_key)
         if done is not None:
             return done
-        raise AlreadyBooked("a concurrent booking for this applicant won") from None
+        if live_booking_for(applicant) is not None:
+            raise AlreadyBooked("a concurrent booking for this applicant won") from None
+        raise
     notify.queue_booking_message(booking, "booking_confirmed")
     return booking
 

@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup
 
-from . import booking, dates, demo, keys, notify, venues
+from . import audit, audit_report, auth, booking, dates, demo, keys, notify, permissions, venues
 from .appbase import create_base_app
 from .crypto import KeyRing
 from .extensions import begin_write, db
@@ -116,6 +116,10 @@ def demo_command(if_empty: bool, applicants: int, weeks: int):
     click.echo("try these (fictitious) 予約管理番号 + 生年月日:")
     for number, birth in samples:
         click.echo(f"  {number}  {birth.isoformat()}")
+    click.echo(
+        f"staff accounts ({', '.join(s[0] for s in demo.DEMO_STAFF)}), demo password "
+        f"{demo.DEMO_STAFF_PASSWORD!r}; each enrols TOTP at first sign-in"
+    )
 
 
 @main.group("slots")
@@ -163,3 +167,88 @@ def outbox_deliver():
     click.echo(f"sent {sent}, failed {failed}")
     if failed:
         sys.exit(1)
+
+
+@main.group("staff")
+def staff_group():
+    """Staff accounts (R7.1, R7.3)."""
+
+
+@staff_group.command("create")
+@click.option("--login-id", required=True)
+@click.option("--name", required=True)
+@click.option("--affiliation", required=True)
+@click.option(
+    "--role", "roles", multiple=True, required=True, type=click.Choice([r.value for r in permissions.Role])
+)
+@click.option("--venue", "venue_code", default=None, help="Venue code, for venue staff.")
+@click.option("--start", "duty_start", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--end", "duty_end", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.password_option(prompt="Initial password", confirmation_prompt=True)
+def staff_create(login_id, name, affiliation, roles, venue_code, duty_start, duty_end, password):
+    """Register a staff member (the first administrator is created this way). They enrol TOTP at
+    their first sign-in."""
+    begin_write()
+    problems = auth.password_problems(password, user_inputs=(login_id, name))
+    if problems:
+        raise click.ClickException(" ".join(problems))
+    venue = venues.by_code(venue_code) if venue_code else None
+    if venue_code and venue is None:
+        raise click.ClickException(f"unknown venue {venue_code}")
+    if set(roles) & {r.value for r in permissions.VENUE_SCOPED} and venue is None:
+        raise click.ClickException("venue staff need --venue")
+    auth.create_staff(
+        login_id=login_id,
+        name=name,
+        affiliation=affiliation,
+        roles=roles,
+        venue_id=venue.id if venue else None,
+        duty_start=duty_start.date(),
+        duty_end=duty_end.date(),
+        password=password,
+        remote_addr="cli",
+    )
+    db.session.commit()
+    click.echo(f"created {login_id}; TOTP is enrolled at the first sign-in")
+
+
+@main.group("audit")
+def audit_group():
+    """The access and operation log (R7.4)."""
+
+
+@audit_group.command("verify")
+def audit_verify():
+    """Check the hash chain; exit 1 and name the first bad entry if it is broken."""
+    result = audit.verify()
+    if result.ok:
+        click.echo(f"audit log intact: {result.checked} entries verified")
+        return
+    click.echo(
+        f"AUDIT LOG BROKEN at entry {result.first_bad_id}: {result.reason} "
+        f"({result.checked} entries verified before it)",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@audit_group.command("report")
+@click.option("--days", default=1, show_default=True, help="Analyse the last N days (Asia/Tokyo).")
+def audit_report_command(days: int):
+    """The daily analysis: bulk viewing, off-hours, off-duty, failed sign-ins, large searches."""
+    from datetime import datetime, time
+
+    today = dates.now().astimezone(dates.TOKYO).date()
+    since = datetime.combine(today - timedelta(days=days), time(0), tzinfo=dates.TOKYO)
+    until = datetime.combine(today + timedelta(days=1), time(0), tzinfo=dates.TOKYO)
+    flags = audit_report.analyse(since, until)
+    click.echo(audit_report.render_text(flags, since, until))
+
+
+@audit_group.command("purge")
+def audit_purge():
+    """Delete entries past AUDIT_RETENTION_DAYS (the chain's anchor moves past them)."""
+    begin_write()
+    count = audit.purge_expired()
+    db.session.commit()
+    click.echo(f"deleted {count} entries past their retention period")

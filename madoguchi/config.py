@@ -59,6 +59,25 @@ def load(overrides: dict | None = None) -> dict:
         "RATELIMIT_STORAGE_URI": os.environ.get("MADOGUCHI_RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_LOOKUP": os.environ.get("MADOGUCHI_RATELIMIT_LOOKUP", "10 per minute;60 per hour"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        "AUDIT_RETENTION_DAYS": int(os.environ.get("MADOGUCHI_AUDIT_RETENTION_DAYS", str(365 * 5))),
+        # Audit analysis thresholds (R7.4).
+        "AUDIT_BULK_VIEWS_PER_HOUR": int(os.environ.get("MADOGUCHI_AUDIT_BULK_VIEWS_PER_HOUR", "50")),
+        "AUDIT_WORK_HOURS": os.environ.get("MADOGUCHI_AUDIT_WORK_HOURS", "08:00-20:00"),
+        "AUDIT_FAILED_SIGNIN_BURST": int(os.environ.get("MADOGUCHI_AUDIT_FAILED_SIGNIN_BURST", "5")),
+        "AUDIT_FAILED_SIGNIN_WINDOW_MINUTES": int(
+            os.environ.get("MADOGUCHI_AUDIT_FAILED_SIGNIN_WINDOW_MINUTES", "10")
+        ),
+        "AUDIT_LARGE_SEARCH_RESULTS": int(os.environ.get("MADOGUCHI_AUDIT_LARGE_SEARCH_RESULTS", "20")),
+        # Staff sign-in and sessions (R7.1).
+        "STAFF_SESSION_IDLE_MINUTES": 15,
+        "STAFF_SESSION_MAX_HOURS": 8,
+        "STAFF_PASSWORD_MIN_LENGTH": 12,
+        "STAFF_SIGNIN_BACKOFF_AFTER": 3,
+        "STAFF_SIGNIN_LOCK_AFTER": 10,
+        "STAFF_SIGNIN_LOCK_MINUTES": 30,
+        "RATELIMIT_STAFF_SIGNIN": os.environ.get(
+            "MADOGUCHI_RATELIMIT_STAFF_SIGNIN", "20 per minute;200 per hour"
+        ),
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "WTF_CSRF_TIME_LIMIT": 3600,

@@ -175,15 +175,23 @@ class KeyRing:
     def key_id_of(stored: str) -> str:
         return stored.partition(".")[0]
 
-    # ---- blind indexes -------------------------------------------------------------------
-    def blind_index(self, *, table: str, index: str, normalized: str) -> str:
-        key = self._index_keys.get(f"{table}.{index}")
+    # ---- blind indexes and MACs ----------------------------------------------------------
+    def _derived(self, info: str) -> bytes:
+        key = self._index_keys.get(info)
         if key is None:
-            key = HKDF(
-                algorithm=hashes.SHA256(), length=32, salt=None, info=f"bidx|{table}|{index}".encode()
-            ).derive(self.index_key)
-            self._index_keys[f"{table}.{index}"] = key
+            key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info.encode()).derive(
+                self.index_key
+            )
+            self._index_keys[info] = key
+        return key
+
+    def blind_index(self, *, table: str, index: str, normalized: str) -> str:
+        key = self._derived(f"bidx|{table}|{index}")
         return hmac.new(key, normalized.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+    def mac(self, purpose: str, message: str) -> str:
+        """HMAC-SHA256 under a key derived for ``purpose`` (audit chain, recovery codes, tokens)."""
+        return hmac.new(self._derived(f"mac|{purpose}"), message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 class KeySource:
@@ -261,6 +269,8 @@ class EncryptedField:
 
     def __set__(self, obj, value) -> None:
         if obj.id is None:
+            if not getattr(type(obj), "__assign_row_id__", True):
+                raise ValueError(f"{type(obj).__name__} must be flushed before its encrypted fields are set")
             obj.id = new_row_id()
         if value is None or value == "":
             setattr(obj, self.column, None)

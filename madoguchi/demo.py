@@ -98,7 +98,37 @@ def load(*, applicants: int = 300, weeks: int = 4, seed: int = 2026) -> list[tup
         venues.generate_slots(venue, today, today + timedelta(weeks=weeks))
     people = [_applicant(rng) for _ in range(applicants)]
     _book_some(rng, people)
+    _staff(today, created)
     return [(numbers.display(p.reservation_number), p.birth_date) for p in people[:3]]
+
+
+DEMO_STAFF_PASSWORD = "demo-madoguchi-2026"  # noqa: S105 - demo only; TOTP is enrolled at first sign-in
+DEMO_STAFF = (
+    ("admin", "管理 花子", "区民課", ("administrator",), None),
+    ("auditor", "監査 一郎", "監査室", ("auditor",), None),
+    ("operator", "電話 太郎", "コールセンター", ("operator",), None),
+    ("supervisor", "指導 陽子", "コールセンター", ("supervisor",), None),
+    ("venue-honchosha", "本庁 健", "本庁舎会場", ("venue_staff",), "honchosha"),
+    ("venue-toyosu", "豊洲 美咲", "豊洲会場", ("venue_staff",), "toyosu"),
+)
+
+
+def _staff(today: date, created: list[Venue]) -> None:
+    from . import auth
+
+    by_code = {v.code: v.id for v in created}
+    for login_id, name, affiliation, roles, venue_code in DEMO_STAFF:
+        auth.create_staff(
+            login_id=login_id,
+            name=name,
+            affiliation=affiliation,
+            roles=roles,
+            venue_id=by_code.get(venue_code),
+            duty_start=today - timedelta(days=7),
+            duty_end=today + timedelta(days=365),
+            password=DEMO_STAFF_PASSWORD,
+            remote_addr="demo",
+        )
 
 
 def ensure_venue(spec: dict) -> Venue:

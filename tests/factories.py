@@ -80,3 +80,32 @@ def make_applicant(venue: Venue | None = None, **overrides):
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+def make_staff(roles=("operator",), venue=None, **overrides):
+    """A staff member on duty today with an enrolled second factor; ``.totp_secret`` is readable."""
+    import pyotp
+
+    from madoguchi import auth
+
+    today = dates.now().astimezone(dates.TOKYO).date()
+    n = next(_serial)
+    values = dict(
+        login_id=f"staff{n}",
+        name=f"職員{n}",
+        affiliation="コールセンター",
+        roles=roles,
+        venue_id=venue.id if venue is not None else None,
+        duty_start=today - timedelta(days=30),
+        duty_end=today + timedelta(days=30),
+        password=STAFF_PASSWORD,
+    )
+    values.update(overrides)
+    staff = auth.create_staff(**values)
+    staff.totp_secret = pyotp.random_base32()
+    staff.totp_enrolled_at = dates.now()
+    db.session.flush()
+    return staff
+
+
+STAFF_PASSWORD = "kiwi-lantern-orbit-2026"

@@ -1,8 +1,10 @@
 """One module per aggregate; importing this package registers every table."""
 
 from .applicants import SEXES, SOURCES, Applicant, LookupFailure
+from .audit import AuditChainHead, AuditEntry
 from .bookings import LIVE, Booking, BookingEvent, Channel, Hold, Status
 from .messages import OutboundMessage
+from .staff import RecoveryCode, Staff, StaffSession
 from .venues import Slot, SpecialOpening, Venue
 
 __all__ = [
@@ -10,14 +12,19 @@ __all__ = [
     "SEXES",
     "SOURCES",
     "Applicant",
+    "AuditChainHead",
+    "AuditEntry",
     "Booking",
     "BookingEvent",
     "Channel",
     "Hold",
     "LookupFailure",
     "OutboundMessage",
+    "RecoveryCode",
     "Slot",
     "SpecialOpening",
+    "Staff",
+    "StaffSession",
     "Status",
     "Venue",
 ]

@@ -61,7 +61,7 @@ class Booking(db.Model):
     status: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(16))
     # The staff member who entered it (R1.1); None for the resident's own web booking.
-    staff_id: Mapped[int | None] = mapped_column(Integer)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     # Idempotency: the key of the request that last created or moved this booking, so a form
     # submitted twice (or retried after a lost reply) acts once (R1.2).
     request_key: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -99,7 +99,7 @@ class BookingEvent(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     action: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(16))
-    staff_id: Mapped[int | None] = mapped_column(Integer)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     from_slot_id: Mapped[int | None] = mapped_column(Integer)
     to_slot_id: Mapped[int | None] = mapped_column(Integer)
 

@@ -12,10 +12,21 @@ from madoguchi import booking
 from madoguchi.errors import AlreadyBooked, HoldExpired, NotChangeable, SameSlot, SlotFull, SlotNotBookable
 from madoguchi.extensions import begin_write, db
 from madoguchi.models import Booking, BookingEvent, Channel, Hold, Slot, Status
-from tests.factories import make_applicant, make_slot, make_venue
+from tests.factories import make_applicant, make_slot, make_staff, make_venue
 
-PHONE = booking.Actor(Channel.PHONE, staff_id=7)
 WEB = booking.Actor.resident()
+
+
+@pytest.fixture
+def operator_id(ctx):
+    staff_id = make_staff().id
+    db.session.commit()  # racing threads must see the operator
+    return staff_id
+
+
+@pytest.fixture
+def PHONE(operator_id):  # noqa: N802 - reads as the channel it stands for
+    return booking.Actor(Channel.PHONE, staff_id=operator_id)
 
 
 @pytest.fixture
@@ -64,7 +75,7 @@ def _race(app, workers: int, operation):
     return outcomes
 
 
-def test_fifty_concurrent_bookings_for_the_last_five_places_make_exactly_five(race_overrides, app):
+def test_fifty_concurrent_bookings_for_the_last_five_places_make_exactly_five(race_overrides, app, PHONE):
     """R1.2: 50 simultaneous bookings race for the last 5 places; exactly 5 win, 45 are told it is
     full, none errors, and the slot is never overbooked (SQLite here, PostgreSQL in CI)."""
     with app.app_context():
@@ -110,7 +121,7 @@ def test_fifty_concurrent_holds_for_the_last_five_places_hold_exactly_five(race_
         assert db.session.get(Slot, slot_id).taken == 5
 
 
-def test_concurrent_double_submit_of_one_request_books_once(race_overrides, app):
+def test_concurrent_double_submit_of_one_request_books_once(race_overrides, app, PHONE):
     """R1.2: the same form submitted 10 times at once (same request key) creates one booking."""
     with app.app_context():
         venue = make_venue()
@@ -131,7 +142,7 @@ def test_concurrent_double_submit_of_one_request_books_once(race_overrides, app)
         assert db.session.get(Slot, slot_id).taken == 1
 
 
-def test_one_live_booking_per_reservation_number(ctx):
+def test_one_live_booking_per_reservation_number(ctx, PHONE):
     """R1.3: a second booking for the same number is refused; the first stands."""
     venue = make_venue()
     a, b = make_slot(venue), make_slot(venue)
@@ -157,7 +168,7 @@ def test_a_failed_operation_leaves_the_store_as_it_was(ctx):
     assert booking.current_hold(person).slot_id == held_elsewhere.id
 
 
-def test_booking_records_channel_and_staff(ctx):
+def test_booking_records_channel_and_staff(ctx, PHONE):
     """R1.1: each booking records its channel and the staff member (none for the web)."""
     venue = make_venue()
     slot = make_slot(venue)
@@ -165,7 +176,7 @@ def test_booking_records_channel_and_staff(ctx):
     person = make_applicant(venue)
     held = booking.hold(person, slot.id)
     by_web = booking.confirm_hold(person, held.id, actor=WEB)
-    assert (by_phone.channel, by_phone.staff_id) == ("phone", 7)
+    assert (by_phone.channel, by_phone.staff_id) == ("phone", PHONE.staff_id)
     assert (by_web.channel, by_web.staff_id) == ("web", None)
     assert [e.action for e in by_phone.events] == ["booked"]
     assert by_web.events[0].channel == "web"
@@ -229,7 +240,7 @@ def test_sweep_releases_every_lapsed_hold(ctx, app):
     assert booking.sweep_expired_holds() == 0
 
 
-def test_change_moves_the_booking_atomically(ctx):
+def test_change_moves_the_booking_atomically(ctx, PHONE):
     """R1.3: a change leaves exactly one live booking, in the new slot; the old place is free."""
     venue = make_venue()
     old, new = make_slot(venue), make_slot(venue)
@@ -247,7 +258,7 @@ def test_change_moves_the_booking_atomically(ctx):
     assert (old.taken, new.taken) == (0, 1)
 
 
-def test_change_into_a_full_slot_keeps_the_old_booking(ctx):
+def test_change_into_a_full_slot_keeps_the_old_booking(ctx, PHONE):
     """R1.3: never zero bookings — a refused change leaves the booking where it was."""
     venue = make_venue()
     old, full = make_slot(venue), make_slot(venue, capacity=1, taken=1)
@@ -275,7 +286,7 @@ def test_web_change_through_a_hold_moves_the_live_booking(ctx):
     assert (old.taken, new.taken) == (0, 1)
 
 
-def test_holding_the_slot_already_booked_is_refused(ctx):
+def test_holding_the_slot_already_booked_is_refused(ctx, PHONE):
     venue = make_venue()
     slot = make_slot(venue)
     person = make_applicant(venue)
@@ -284,7 +295,7 @@ def test_holding_the_slot_already_booked_is_refused(ctx):
         booking.hold(person, slot.id)
 
 
-def test_cancel_gives_the_place_back_and_allows_a_new_booking(ctx):
+def test_cancel_gives_the_place_back_and_allows_a_new_booking(ctx, PHONE):
     venue = make_venue()
     slot = make_slot(venue, capacity=1)
     person = make_applicant(venue)
@@ -300,7 +311,7 @@ def test_cancel_gives_the_place_back_and_allows_a_new_booking(ctx):
     assert actions == ["booked", "cancelled", "booked"]
 
 
-def test_past_slots_and_other_venues_are_not_bookable(ctx):
+def test_past_slots_and_other_venues_are_not_bookable(ctx, PHONE):
     venue, other = make_venue(), make_venue()
     past = make_slot(venue, starts_in=timedelta(hours=-2))
     elsewhere = make_slot(other)
@@ -325,7 +336,7 @@ def test_the_database_itself_refuses_an_overbooked_slot(ctx):
     db.session.rollback()
 
 
-def test_booking_queues_a_confirmation_email_in_the_same_transaction(ctx):
+def test_booking_queues_a_confirmation_email_in_the_same_transaction(ctx, PHONE):
     """R3.4: the message is written with the booking (nothing lost if delivery fails later)."""
     from madoguchi import notify
     from madoguchi.models import OutboundMessage

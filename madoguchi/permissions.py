@@ -1,0 +1,66 @@
+"""Roles and permissions (R7.2). A staff view declares the one Permission it needs; nothing else
+decides access. Deny by default: a view that declares nothing is refused (see staffweb.guard)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Permission(enum.StrEnum):
+    BOOKING_READ = "booking:read"  # see a booking and its applicant's minimal fields
+    BOOKING_SEARCH = "booking:search"  # search by number, phone, kana, birth date
+    BOOKING_WRITE = "booking:write"  # book, change, cancel for a resident
+    VENUE_LIST = "venue:list"  # a venue's list of the day (scoped to the staff's venue)
+    VENUE_CHECKIN = "venue:checkin"
+    FAX_INTAKE = "fax:intake"
+    CALL_STATS = "call:stats"
+    STAFF_READ = "staff:read"  # the staff registry
+    STAFF_MANAGE = "staff:manage"
+    AUDIT_READ = "audit:read"  # the access log and its analysis
+    SIGNED_IN = "signed_in"  # any signed-in staff member (home page, own password)
+
+
+class Role(enum.StrEnum):
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    FAX_INTAKE = "fax_intake"
+    VENUE_STAFF = "venue_staff"
+    ADMINISTRATOR = "administrator"
+    AUDITOR = "auditor"
+
+
+ROLE_LABELS = {
+    Role.OPERATOR: "オペレーター",
+    Role.SUPERVISOR: "スーパーバイザー",
+    Role.FAX_INTAKE: "FAX受付担当",
+    Role.VENUE_STAFF: "会場担当",
+    Role.ADMINISTRATOR: "システム管理者",
+    Role.AUDITOR: "監査担当",
+}
+
+P = Permission
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.OPERATOR: frozenset({P.SIGNED_IN, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE}),
+    Role.SUPERVISOR: frozenset(
+        {P.SIGNED_IN, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE, P.CALL_STATS}
+    ),
+    Role.FAX_INTAKE: frozenset(
+        {P.SIGNED_IN, P.FAX_INTAKE, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE}
+    ),
+    # Venue staff see only their own venue's bookings: enforced where a booking is loaded.
+    Role.VENUE_STAFF: frozenset({P.SIGNED_IN, P.VENUE_LIST, P.VENUE_CHECKIN, P.BOOKING_READ}),
+    # Administrators manage accounts and settings; they see no personal data through that role.
+    Role.ADMINISTRATOR: frozenset({P.SIGNED_IN, P.STAFF_READ, P.STAFF_MANAGE}),
+    # Auditors read logs and reports; no personal data unless also given another role.
+    Role.AUDITOR: frozenset({P.SIGNED_IN, P.AUDIT_READ, P.STAFF_READ}),
+}
+
+# Roles whose holder must be tied to one venue.
+VENUE_SCOPED = frozenset({Role.VENUE_STAFF})
+
+
+def permissions_of(roles) -> frozenset[Permission]:
+    granted: set[Permission] = set()
+    for role in roles:
+        granted |= GRANTS.get(Role(role), frozenset())
+    return frozenset(granted)
