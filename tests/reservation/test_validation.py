@@ -13,6 +13,8 @@ from madoguchi import numbers
 from madoguchi.models import Applicant, Booking
 
 from . import pages
+from tests.conftest import ON_POSTGRES
+
 from .flow import count, hold, path_of, sign_in, snapshot, unknown_number
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -204,6 +206,24 @@ def test_a_session_for_a_vanished_applicant_goes_back_to_start(app, client, worl
 
 
 # ---- garbage never gives a 500 --------------------------------------------------------------------
+BUG_SLOT_ID = (
+    "BUG: reservation/views.py hold() (lines 226-230) checks slot_id with str.isdigit() and then calls "
+    "int(): '²' passes isdigit() but int() raises ValueError, and '9'*40 passes both but overflows the "
+    "database integer (SQLite OverflowError / PostgreSQL NumericValueOutOfRange) -> 500"
+)
+BUG_FILES = (
+    "BUG: Flask-WTF reads request.files together with request.form, so a multipart file posted under a "
+    "text field's name reaches the validators as a FileStorage: reservation/forms.py "
+    "(_reservation_number line 16 numbers.parse, _birth_date, _kana, _postal, _phone, _email, Length) "
+    "raise TypeError, views.hold() raises AttributeError on .isdigit(), views.confirm() passes it to "
+    "SQL (ProgrammingError) -> 500"
+)
+BUG_NUL_POSTGRES = (
+    "BUG (PostgreSQL only): reservation/views.py confirm() passes the posted hold_id unchecked into "
+    "booking.confirm_hold (DELETE ... WHERE holds.id = :hold_id and the request_key look-up); a NUL "
+    "byte makes psycopg raise DataError ('PostgreSQL text fields cannot contain NUL (0x00) bytes') -> 500"
+)
+
 GARBAGE = [
     "",
     " ",
@@ -227,6 +247,25 @@ GARBAGE = [
     "00000000000000000000000000000000",
     "ffffffffffffffffffffffffffffffff",
 ]
+BAD_SLOT_IDS = {"9" * 40, "²"}
+NUL = {"\x00", "12\x0034"}
+
+
+def _label(value: str) -> str:
+    return repr(value[:12]) + (f"x{len(value)}" if len(value) > 12 else "")
+
+
+def garbage(marks: dict[frozenset, pytest.MarkDecorator] | None = None):
+    params = []
+    for value in GARBAGE:
+        applied = [mark for values, mark in (marks or {}).items() if value in values]
+        params.append(pytest.param(value, id=_label(value), marks=applied))
+    return params
+
+
+XFAIL_SLOT_ID = pytest.mark.xfail(strict=True, reason=BUG_SLOT_ID)
+XFAIL_NUL_PG = pytest.mark.xfail(ON_POSTGRES, strict=True, reason=BUG_NUL_POSTGRES)
+
 FIELDS = (
     "reservation_number",
     "birth_date",
@@ -268,29 +307,43 @@ def _assert_no_server_error(response, what):
     assert response.status_code < 500, f"{what}: {response.status_code}"
 
 
-@pytest.mark.parametrize("value", GARBAGE, ids=lambda v: repr(v[:12]) + (f"x{len(v)}" if len(v) > 12 else ""))
+@pytest.mark.parametrize(
+    "value", garbage({frozenset(BAD_SLOT_IDS): XFAIL_SLOT_ID, frozenset(NUL): XFAIL_NUL_PG})
+)
 def test_garbage_in_every_field_of_every_post_never_gives_500(app, world, value):
     """Standard 3 (never a 500): the same garbage in every field, posted to every POST endpoint by a
     stranger and by a resident holding a place, is answered without a server error."""
     data = {name: value for name in FIELDS}
+    failures = []
     for endpoint in POST_ENDPOINTS:
         for client in (app.test_client(), _held_client(app, world)):
-            _assert_no_server_error(client.post(endpoint, data=data), endpoint)
+            status = client.post(endpoint, data=data).status_code
+            if status >= 500:
+                failures.append((endpoint, status))
+    assert failures == []
 
 
-@pytest.mark.parametrize("value", GARBAGE, ids=lambda v: repr(v[:12]) + (f"x{len(v)}" if len(v) > 12 else ""))
-@pytest.mark.parametrize("field", ["slot_id", "hold_id"])
-def test_garbage_ids_never_give_500(app, world, field, value):
-    """Standard 3 (never a 500): a garbage slot id (non-numeric, huge, odd digits) or hold id (unknown,
-    too long, NUL) posted by an identified resident is refused without a server error."""
+@pytest.mark.parametrize("value", garbage({frozenset(BAD_SLOT_IDS): XFAIL_SLOT_ID}))
+def test_garbage_slot_id_never_gives_500(app, world, value):
+    """Standard 3 (never a 500): a garbage slot id (non-numeric, huge, odd digits) posted to /hold by an
+    identified resident is refused with the calendar and a message, never a server error."""
     client = _held_client(app, world)
-    endpoint = "/hold" if field == "slot_id" else "/confirm"
-    response = client.post(endpoint, data={field: value})
-    _assert_no_server_error(response, f"{endpoint} {field}={value[:20]!r}")
+    response = client.post("/hold", data={"slot_id": value})
+    _assert_no_server_error(response, f"/hold slot_id={value[:20]!r}")
     assert count(app, Booking) == 0
 
 
-@pytest.mark.parametrize("value", GARBAGE, ids=lambda v: repr(v[:12]) + (f"x{len(v)}" if len(v) > 12 else ""))
+@pytest.mark.parametrize("value", garbage({frozenset(NUL): XFAIL_NUL_PG}))
+def test_garbage_hold_id_never_gives_500(app, world, value):
+    """Standard 3 (never a 500), R1.2: an unknown, too long or NUL-bearing hold id posted to /confirm is
+    refused (back to the calendar), never a server error, and books nothing."""
+    client = _held_client(app, world)
+    response = client.post("/confirm", data={"hold_id": value})
+    _assert_no_server_error(response, f"/confirm hold_id={value[:20]!r}")
+    assert count(app, Booking) == 0
+
+
+@pytest.mark.parametrize("value", garbage())
 @pytest.mark.parametrize("field", ["name", "name_kana", "birth_date", "postal_code", "address", "email", "phone"])
 def test_garbage_in_one_registration_field_never_gives_500(app, world, field, value):
     """Standard 3 (never a 500): one garbage field in an otherwise valid registration (so the garbage
@@ -303,25 +356,54 @@ def test_garbage_in_one_registration_field_never_gives_500(app, world, field, va
 
 
 def test_wrong_types_never_give_500(app, world):
-    """Standard 3 (never a 500): repeated fields, a file upload, a JSON body, an empty body, odd
-    content types and odd query strings are answered without a server error."""
+    """Standard 3 (never a 500): repeated fields, a JSON body, an empty body, undecodable bytes, odd
+    content types, odd query strings and odd methods are answered without a server error."""
     bodies = [
-        {"data": {name: ["1", "2", "\x00"] for name in FIELDS}},
-        {"data": {name: (io.BytesIO(b"\x00\xff" * 1000), "x.bin") for name in FIELDS}},
+        {"data": {name: ["1", "2", "x"] for name in FIELDS}},
         {"json": {name: [1, {"a": None}] for name in FIELDS}},
         {"json": [1, 2, 3]},
-        {"data": b"\xff\xfe\x00garbage", "content_type": "application/x-www-form-urlencoded"},
+        {"data": b"\xff\xfe%00garbage=%ff&slot_id=%ff", "content_type": "application/x-www-form-urlencoded"},
         {"data": b"--x\r\n\r\n", "content_type": "multipart/form-data; boundary=x"},
         {"data": b"", "content_type": "text/plain"},
         {},
     ]
+    failures = []
     for endpoint in POST_ENDPOINTS:
         for body in bodies:
             for client in (app.test_client(), _held_client(app, world)):
-                _assert_no_server_error(client.post(endpoint, **body), f"{endpoint} {list(body)}")
+                status = client.post(endpoint, **body).status_code
+                if status >= 500:
+                    failures.append((endpoint, list(body), status))
     held = _held_client(app, world)
-    for query in ("from=garbage", "from=9999-12-31", "from=0001-01-01", "from=\x00", "from=2026-02-30",
+    for query in ("from=garbage", "from=9999-12-31", "from=0001-01-01", "from=%00", "from=2026-02-30",
                   "from=" + "1" * 5000, "from=&from=x"):
-        _assert_no_server_error(held.get(f"/slots?{query}"), f"/slots?{query[:20]}")
+        status = held.get(f"/slots?{query}").status_code
+        if status >= 500:
+            failures.append(("/slots", query[:20], status))
     for method in ("PUT", "DELETE", "PATCH"):
-        _assert_no_server_error(held.open("/confirm", method=method), method)
+        status = held.open("/confirm", method=method).status_code
+        if status >= 500:
+            failures.append(("/confirm", method, status))
+    assert failures == []
+
+
+FILE_BUG_ENDPOINTS = {"/start", "/register", "/contact", "/hold", "/confirm", "/manage"}
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        pytest.param(e, marks=[pytest.mark.xfail(strict=True, reason=BUG_FILES)] if e in FILE_BUG_ENDPOINTS else [])
+        for e in POST_ENDPOINTS
+    ],
+)
+def test_a_file_posted_in_a_text_field_never_gives_500(app, world, endpoint):
+    """Standard 3 (never a 500): a multipart file upload under a form field's name (a wrong type) is
+    refused like any invalid input, never a server error."""
+    failures = []
+    for field in (*FIELDS, "lookup_postal"):
+        client = _held_client(app, world)
+        status = client.post(endpoint, data={field: (io.BytesIO(b"\x00\xff" * 100), "x.bin")}).status_code
+        if status >= 500:
+            failures.append((field, status))
+    assert failures == []
