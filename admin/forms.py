@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -17,6 +16,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp, Validatio
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from madoguchi.permissions import ROLE_LABELS, VENUE_SCOPED, Role
+from madoguchi.webforms import Form
 
 
 class MultiCheckbox(SelectMultipleField):
@@ -24,7 +24,7 @@ class MultiCheckbox(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class StaffForm(FlaskForm):
+class StaffForm(Form):
     login_id = StringField(
         _l("職員ID"),
         validators=[
@@ -69,7 +69,7 @@ class StaffForm(FlaskForm):
             raise ValidationError(_l("会場担当には担当会場を1つ選んでください。"))
 
 
-class AuditFilterForm(FlaskForm):
+class AuditFilterForm(Form):
     class Meta:
         csrf = False
 

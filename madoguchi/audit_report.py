@@ -162,7 +162,7 @@ def analyse(since: datetime, until: datetime, *, now: datetime | None = None) ->
             _add(off_duty, (staff_id, day), at, subject)
 
     for (staff_key, hour), run in views.items():
-        if run.count >= bulk_limit:
+        if run.count > bulk_limit:
             staff_id = staff_key if isinstance(staff_key, int) else None
             detail = f"{hour:%H}時台の1時間に閲覧{run.count}件（基準{bulk_limit}件）"
             flags.append(Flag(BULK_VIEWING, run.login_id, staff_id, run.first, run.last, run.count, detail))

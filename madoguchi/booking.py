@@ -237,6 +237,13 @@ def confirm_hold(applicant: Applicant, hold_id: str, *, actor: Actor, now: datet
     live = live_booking_for(applicant, lock=True)
     if live is not None:
         return _move(live, slot_id, actor=actor, now=now, request_key=hold_id, place_taken=True)
+    booking = _insert_booking(applicant, slot_id, actor=actor, request_key=hold_id, now=now)
+    notify.queue_booking_message(booking, "booking_confirmed")
+    return booking
+
+
+def _insert_booking(applicant: Applicant, slot_id: int, *, actor: Actor, request_key, now) -> Booking:
+    """The new booking row and its first history event; the caller has already taken the place."""
     booking = Booking(
         id=new_row_id(),
         applicant_id=applicant.id,
@@ -244,14 +251,13 @@ def confirm_hold(applicant: Applicant, hold_id: str, *, actor: Actor, now: datet
         status=Status.BOOKED.value,
         channel=actor.channel.value,
         staff_id=actor.staff_id,
-        request_key=hold_id,
+        request_key=request_key,
         created_at=now,
         updated_at=now,
     )
     db.session.add(booking)
     _record(booking, "booked", actor, now, to_slot=slot_id)
     db.session.flush()
-    notify.queue_booking_message(booking, "booking_confirmed")
     return booking
 
 
@@ -276,20 +282,7 @@ def book(
     try:
         with db.session.begin_nested():
             _take_place(slot_id, now)
-            booking = Booking(
-                id=new_row_id(),
-                applicant_id=applicant.id,
-                slot_id=slot_id,
-                status=Status.BOOKED.value,
-                channel=actor.channel.value,
-                staff_id=actor.staff_id,
-                request_key=request_key,
-                created_at=now,
-                updated_at=now,
-            )
-            db.session.add(booking)
-            _record(booking, "booked", actor, now, to_slot=slot_id)
-            db.session.flush()
+            booking = _insert_booking(applicant, slot_id, actor=actor, request_key=request_key, now=now)
     except IntegrityError:
         done = _by_request_key(request_key)
         if done is not None:

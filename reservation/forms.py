@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from madoguchi import dates, normalize, numbers
 from madoguchi.models import SEXES
+from madoguchi.webforms import Form
 
 
 def _reservation_number(_form, field):
@@ -83,7 +83,7 @@ REQUIRED = {
 }
 
 
-class IdentifyForm(FlaskForm):
+class IdentifyForm(Form):
     reservation_number = StringField(
         _l("予約管理番号（12桁）"),
         validators=[DataRequired(REQUIRED["reservation_number"]), _reservation_number],
@@ -99,7 +99,7 @@ class IdentifyForm(FlaskForm):
     submit = SubmitField(_l("次へ進む"))
 
 
-class ContactForm(FlaskForm):
+class ContactForm(Form):
     email = StringField(
         _l("メールアドレス（任意）"),
         validators=[Optional(), Length(max=254), _email],
@@ -153,21 +153,21 @@ class RegisterForm(ContactForm):
     submit = SubmitField(_l("登録して次へ進む"))
 
 
-class VenueChoiceForm(FlaskForm):
+class VenueChoiceForm(Form):
     venue = RadioField(_l("受け取り会場"), validators=[DataRequired(_l("受け取る会場を選んでください。"))])
     submit = SubmitField(_l("この会場で日時を選ぶ"))
 
 
-class HoldForm(FlaskForm):
-    slot_id = HiddenField(validators=[DataRequired()])
+class HoldForm(Form):
+    slot_id = HiddenField(validators=[DataRequired(), Regexp(r"^[0-9]{1,9}$")])
 
 
-class ConfirmForm(FlaskForm):
-    hold_id = HiddenField(validators=[DataRequired()])
+class ConfirmForm(Form):
+    hold_id = HiddenField(validators=[DataRequired(), Regexp(r"^[0-9a-f]{32}$")])
     submit = SubmitField(_l("この内容で予約する"))
 
 
-class PlainForm(FlaskForm):
+class PlainForm(Form):
     """A POST with nothing but its CSRF token (cancel, release, sign out)."""
 
     submit = SubmitField(_l("実行する"))

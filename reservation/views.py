@@ -223,7 +223,7 @@ def slots():
 @requires_applicant
 def hold():
     form = HoldForm()
-    if not form.validate_on_submit() or not form.slot_id.data.isdigit():
+    if not form.validate_on_submit():
         flash(_("時間帯を選び直してください。"), "error")
         return redirect(url_for(".slots"))
     try:

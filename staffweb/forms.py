@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from madoguchi.webforms import Form
 
-class SignInForm(FlaskForm):
+
+class SignInForm(Form):
     login_id = StringField(
         _l("職員ID"),
         validators=[DataRequired(_l("職員IDを入力してください。")), Length(max=64)],
@@ -22,7 +23,7 @@ class SignInForm(FlaskForm):
     submit = SubmitField(_l("次へ"))
 
 
-class CodeForm(FlaskForm):
+class CodeForm(Form):
     code = StringField(
         _l("確認コード"),
         validators=[DataRequired(_l("確認コードを入力してください。")), Length(max=20)],
@@ -32,7 +33,7 @@ class CodeForm(FlaskForm):
     submit = SubmitField(_l("サインイン"))
 
 
-class EnrolForm(FlaskForm):
+class EnrolForm(Form):
     code = StringField(
         _l("確認コード（6桁）"),
         validators=[DataRequired(_l("確認コードを入力してください。")), Length(max=6)],
@@ -41,7 +42,7 @@ class EnrolForm(FlaskForm):
     submit = SubmitField(_l("登録する"))
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(Form):
     current = PasswordField(
         _l("現在のパスワード"),
         validators=[DataRequired(_l("現在のパスワードを入力してください。"))],

@@ -28,7 +28,9 @@ COLUMNS = (
     "at", "staff_id", "login_id", "action", "subject_type", "subject_id", "result", "remote_addr",
     "details", "prev_hash", "hash",
 )  # fmt: skip
-postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="the append-only trigger exists on PostgreSQL only")
+postgres_only = pytest.mark.skipif(
+    not ON_POSTGRES, reason="the append-only trigger exists on PostgreSQL only"
+)
 
 
 def make_staff(login_id: str = "op1") -> Staff:
@@ -196,12 +198,12 @@ def test_a_forged_entry_with_a_plain_sha256_is_detected(chain):
     with attacker() as conn:
         forged = row(conn, 7) | {"subject_id": "b-forged", "prev_hash": row(conn, 7)["hash"]}
         forged["hash"] = plain_sha256(8, forged)
+        names, params = ", ".join(COLUMNS), ", ".join(f":{c}" for c in COLUMNS)
+        insert = text(f"INSERT INTO audit_entries (id, {names}) VALUES (8, {params})")  # noqa: S608
+        conn.execute(insert.bindparams(bindparam("at", type_=UTCDateTime())), forged)
         conn.execute(
-            text(f"INSERT INTO audit_entries (id, {', '.join(COLUMNS)}) VALUES (8, {', '.join(':' + c for c in COLUMNS)})").bindparams(bindparam("at", type_=UTCDateTime())),  # noqa: S608 # fmt: skip
-            forged,
-        )
-        conn.execute(
-            text("UPDATE audit_chain_head SET last_id = 8, last_hash = :h WHERE id = 1"), {"h": forged["hash"]}
+            text("UPDATE audit_chain_head SET last_id = 8, last_hash = :h WHERE id = 1"),
+            {"h": forged["hash"]},
         )
     assert_broken(8, "altered")
 
@@ -292,13 +294,7 @@ def test_purge_deletes_expired_entries_and_the_chain_still_verifies(ctx):
     assert_broken(4, "missing")
 
 
-# ---- bugs found (strict xfail: they turn into failures once fixed, so the marker is removed) -----------
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG audit.record/_chain_hash: dates.utc() leaves an aware non-UTC `at` as it is, so the hash "
-    "covers '...+09:00' while the row reads back as UTC ('...+00:00'); verify() then reports the entry "
-    "as altered. record(at=...) should convert to UTC (dates.utc(at).astimezone(UTC)) before hashing.",
-)
+# ---- regressions of bugs found while building the chain ------------------------------------------
 def test_record_with_a_tokyo_time_verifies(ctx):
     """R7.4: an entry recorded with an explicit Tokyo-aware time must verify like any other."""
     record(AuditTag.SIGNED_IN, login_id="op1", at=datetime(2026, 11, 24, 10, 0, tzinfo=dates.TOKYO))
@@ -307,13 +303,6 @@ def test_record_with_a_tokyo_time_verifies(ctx):
     assert result.ok, result.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG audit.verify: db.session.expunge_all() after each batch detaches every object in the "
-    "caller's session, so a change the caller makes afterwards (e.g. to the signed-in staff member or "
-    "their session row) is silently never written. verify should read with its own session/connection, "
-    "or expunge only the AuditEntry rows it loaded.",
-)
 def test_verify_leaves_the_callers_objects_in_the_session(chain):
     """R7.4: verifying inside a request must not lose the request's other changes."""
     staff = db.session.scalars(select(Staff)).one()
@@ -322,3 +311,12 @@ def test_verify_leaves_the_callers_objects_in_the_session(chain):
     db.session.commit()
     db.session.expire_all()
     assert db.session.scalars(select(Staff.affiliation)).one() == "監査室"
+
+
+def test_wiping_the_log_and_its_head_is_detected(chain):
+    """R7.4: deleting every entry and the chain head does not pass for an empty, intact log."""
+    with attacker() as conn:
+        conn.execute(text("DELETE FROM audit_entries"))
+        conn.execute(text("DELETE FROM audit_chain_head"))
+    result = verify()
+    assert not result.ok and "head" in result.reason

@@ -60,7 +60,9 @@ def flags(kind: str | None = None, since: datetime = SINCE, until: datetime = UN
 
 
 def view(staff, at: datetime, tag: AuditTag = AuditTag.BOOKING_VIEWED, **details):
-    return record(tag, staff=staff, subject_type="booking", subject_id="b1", remote_addr="10.0.0.5", at=at, **details)
+    return record(
+        tag, staff=staff, subject_type="booking", subject_id="b1", remote_addr="10.0.0.5", at=at, **details
+    )
 
 
 def fail_signin(at: datetime, *, login_id: str = "op1", addr: str = "192.0.2.1", staff=None, **kwargs):
@@ -266,7 +268,12 @@ def test_failed_signins_per_remote_address(ctx, burst, failures, flagged):
         assert found == []
         return
     (flag,) = found
-    assert (flag.subject, flag.subject_kind, flag.staff_id, flag.count) == ("198.51.100.7", "remote_addr", None, 5)
+    assert (flag.subject, flag.subject_kind, flag.staff_id, flag.count) == (
+        "198.51.100.7",
+        "remote_addr",
+        None,
+        5,
+    )
     assert "接続元" in flag.detail
 
 
@@ -320,7 +327,12 @@ def test_large_search(ctx, results, flagged):
         assert found == []
         return
     (flag,) = found
-    assert (flag.subject, flag.staff_id, flag.count, flag.first_at) == ("op1", staff.id, 20, jst(TUESDAY, 11, 0))
+    assert (flag.subject, flag.staff_id, flag.count, flag.first_at) == (
+        "op1",
+        staff.id,
+        20,
+        jst(TUESDAY, 11, 0),
+    )
     assert flag.detail == "検索結果20件（基準20件）"
 
 
@@ -383,8 +395,13 @@ def test_text_report_names_every_kind_and_no_personal_value(ctx, burst):
     applicant = make_applicant(venue)
     staff = make_staff(duty_start=date(2026, 11, 25))
     for i in range(4):  # bulk viewing, off duty (before 11-25), off hours (21:00)
-        record(AuditTag.BOOKING_VIEWED, staff=staff, subject_type="applicant", subject_id=applicant.id,
-               at=jst(TUESDAY, 21, i))
+        record(
+            AuditTag.BOOKING_VIEWED,
+            staff=staff,
+            subject_type="applicant",
+            subject_id=applicant.id,
+            at=jst(TUESDAY, 21, i),
+        )
     view(staff, jst(TUESDAY, 21, 30), AuditTag.BOOKING_SEARCHED, results=25, query_kind="phone")
     for i in range(5):
         fail_signin(jst(TUESDAY, 9, i), login_id="op1", addr=f"192.0.2.{i}")

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from madoguchi import dates, numbers
 from madoguchi.extensions import db
-from madoguchi.models import Booking, Hold, Slot
+from madoguchi.models import Applicant, Booking, Hold, LookupFailure, Slot
 from tests.factories import make_applicant, make_slot, make_venue, new_number
 
 from . import pages
@@ -123,6 +123,14 @@ def snapshot(app) -> dict:
             "taken": dict(db.session.execute(select(Slot.id, Slot.taken)).all()),
             "bookings": sorted(db.session.execute(select(Booking.id, Booking.slot_id, Booking.status)).all()),
             "holds": sorted(db.session.execute(select(Hold.id, Hold.slot_id)).all()),
+            "applicants": sorted(
+                db.session.execute(
+                    select(Applicant.id, Applicant.venue_id, Applicant.email_ct, Applicant.phone_ct)
+                ).all()
+            ),
+            "lookup_failures": sorted(
+                db.session.execute(select(LookupFailure.number_bidx, LookupFailure.failures)).all()
+            ),
         }
 
 

@@ -1,0 +1,31 @@
+"""The base of every form in every front end."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_wtf import FlaskForm
+from flask_wtf.form import _Auto, _is_submitted
+from werkzeug.datastructures import ImmutableMultiDict
+
+
+def _text_only(data) -> ImmutableMultiDict:
+    """Form values as text, with NUL characters removed (PostgreSQL text cannot hold them, and no
+    person types one)."""
+    return ImmutableMultiDict(
+        [(key, value.replace("\x00", "")) for key, value in data.items(multi=True) if isinstance(value, str)]
+    )
+
+
+class Form(FlaskForm):
+    """A FlaskForm that reads only submitted text fields.
+
+    Flask-WTF merges uploaded files and JSON bodies into the form data, so a file or a JSON number
+    posted under a text field's name would reach the validators as a FileStorage or an int and fail
+    with a TypeError (a 500). None of our forms takes a file or JSON.
+    """
+
+    class Meta:
+        def wrap_formdata(self, form, formdata):
+            if formdata is _Auto:
+                return _text_only(request.form) if _is_submitted() else None
+            return None if formdata is None else _text_only(formdata)
