@@ -12,7 +12,7 @@ from flask.cli import FlaskGroup
 
 from . import audit, audit_report, auth, booking, dates, demo, keys, notify, permissions, venues
 from .appbase import create_base_app
-from .crypto import KeyRing
+from .crypto import KeyError_, KeyRing
 from .extensions import begin_write, db
 
 
@@ -93,7 +93,10 @@ def keys_retire(key_id: str):
         )
     path = _key_file()
     ring = KeyRing.from_json(path.read_text())
-    ring.retire(key_id)
+    try:
+        ring.retire(key_id)
+    except KeyError_ as refused:
+        raise click.ClickException(str(refused)) from None
     ring.save(path)
     click.echo(f"retired {key_id}")
 
@@ -224,7 +227,9 @@ def audit_verify():
     if result.ok:
         # Keep this line outside the database (the scheduler's mail): a chain cut back to an earlier
         # head is only detectable against a copy of the head kept elsewhere.
-        click.echo(f"audit log intact: {result.checked} entries verified; head {result.last_id} {result.last_hash}")
+        click.echo(
+            f"audit log intact: {result.checked} entries verified; head {result.last_id} {result.last_hash}"
+        )
         return
     click.echo(
         f"AUDIT LOG BROKEN at entry {result.first_bad_id}: {result.reason} "

@@ -58,8 +58,8 @@ def new_row_id() -> str:
 @dataclass
 class KeyRing:
     active: str
-    data_keys: dict[str, bytes]
-    index_key: bytes
+    data_keys: dict[str, bytes] = field(repr=False)  # never printed: a repr lands in logs and tracebacks
+    index_key: bytes = field(repr=False)
     _aead: dict[str, AESGCM] = field(default_factory=dict, repr=False)
     _index_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
 
@@ -136,6 +136,8 @@ class KeyRing:
     def retire(self, key_id: str) -> None:
         if key_id == self.active:
             raise KeyError_("the active key cannot be retired")
+        if key_id not in self.data_keys:
+            raise KeyError_(f"there is no key {key_id} in the key ring")
         self.data_keys.pop(key_id)
         self._aead.pop(key_id, None)
 

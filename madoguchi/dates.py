@@ -23,12 +23,15 @@ ERAS = (
     ("大正", ("大正", "大", "T"), date(1912, 7, 30)),
 )
 _ERA_BY_ABBR = {abbr: (name, start) for name, abbrs, start in ERAS for abbr in abbrs}
-_SEP = r"[年月日/.\-]"
-_WESTERN = re.compile(rf"^(\d{{4}}){_SEP}?(\d{{1,2}}){_SEP}?(\d{{1,2}})日?$")
+# Separators are required between year, month and day: without them "198012" could be read
+# several ways, and a date must never be guessed. Compact forms are accepted at fixed widths only.
+_YS = r"(?:年|[/.\-])"
+_MS = r"(?:月|[/.\-])"
+_WESTERN = re.compile(rf"^(\d{{4}}){_YS}(\d{{1,2}}){_MS}(\d{{1,2}})日?$")
 _WESTERN_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-_WAREKI = re.compile(
-    rf"^(令和|平成|昭和|大正|令|平|昭|大|R|H|S|T)(元|\d{{1,2}})年?{_SEP}?(\d{{1,2}}){_SEP}?(\d{{1,2}})日?$"
-)
+_ERA = r"(令和|平成|昭和|大正|令|平|昭|大|R|H|S|T)"
+_WAREKI = re.compile(rf"^{_ERA}(元|\d{{1,2}}){_YS}(\d{{1,2}}){_MS}(\d{{1,2}})日?$")
+_WAREKI_COMPACT = re.compile(rf"^{_ERA}(\d{{2}})(\d{{2}})(\d{{2}})$")
 
 
 class InvalidDate(ValueError):
@@ -40,10 +43,10 @@ class InvalidDate(ValueError):
 
 
 def parse_birth_date(text: str, *, today: date | None = None) -> date:
-    value = normalize.strip_spaces(normalize.nfkc(text)).upper().replace("元年", "元年")
+    value = normalize.strip_spaces(normalize.nfkc(text)).upper()
     if not value:
         raise InvalidDate("format")
-    m = _WAREKI.match(value)
+    m = _WAREKI.match(value) or _WAREKI_COMPACT.match(value)
     if m:
         era_name, era_start = _ERA_BY_ABBR[m.group(1)]
         era_year = 1 if m.group(2) == "元" else int(m.group(2))

@@ -12,7 +12,10 @@ import unicodedata
 import jaconv
 
 _SPACES = re.compile(r"[\s\u3000]+")
-_KANJI_DIGITS = str.maketrans("〇一二三四五六七八九", "0123456789")
+_KANJI_VALUES = {ch: i for i, ch in enumerate("〇一二三四五六七八九")}
+# A kanji number only where an address uses one as a number (四丁目, 十一番): never inside a town
+# name such as 三好.
+_KANJI_NUMBER = re.compile(r"([〇一二三四五六七八九十]+)(?=丁目|番地|番|号|-)")
 
 
 def nfkc(text: str) -> str:
@@ -52,7 +55,18 @@ def digits(text: str) -> str:
     return re.sub(r"[\s\-‐‑–—−ー]", "", nfkc(text))
 
 
+def _kanji_number(match: re.Match) -> str:
+    text = match.group(1)
+    if "十" not in text:
+        return "".join(str(_KANJI_VALUES[ch]) for ch in text)
+    tens, _, ones = text.partition("十")
+    if len(tens) > 1 or len(ones) > 1:
+        return text  # not a number people write in an address; leave it alone
+    return str((_KANJI_VALUES[tens] if tens else 1) * 10 + (_KANJI_VALUES[ones] if ones else 0))
+
+
 def address(text: str) -> str:
-    """Address text for matching: NFKC, no spaces, kanji numerals as digits, unified hyphens."""
-    value = strip_spaces(nfkc(text)).translate(_KANJI_DIGITS)
-    return re.sub(r"[‐‑–—−ー－]", "-", value)
+    """Address text for matching: NFKC, no spaces, unified hyphens, kanji numbers before 丁目/番/号
+    as digits."""
+    value = re.sub(r"[‐‑–—−ー－]", "-", strip_spaces(nfkc(text)))
+    return _KANJI_NUMBER.sub(_kanji_number, value)

@@ -46,16 +46,20 @@ def route_table() -> dict[str, dict[int, frozenset[str]]]:
 
 def route_address(address: str) -> Route:
     text = normalize.address(address)
+    in_tokyo = text.startswith("東京都")
     text = text.removeprefix("東京都")
     if CITY in text:
         text = text.split(CITY, 1)[1]
-    elif re.match(r"^[^0-9]{1,6}[区市町村]", text) and not _starts_with_town(text):
-        return Route(None, reason="outside_city")
+    elif in_tokyo:
+        return Route(None, reason="outside_city")  # another ward, city or town of Tokyo
     town = _starts_with_town(text)
-    if town is None:
-        return Route(None, reason="unknown_town")
+    rest = text[len(town) :] if town else text
+    if town is None or re.match(r"^[区市町村郡]", rest):
+        # e.g. 中央区…, or 大島町 (an island town, not Koto's 大島)
+        reason = "outside_city" if re.match(r"^[^0-9]{1,6}?[区市町村郡]", text) else "unknown_town"
+        return Route(None, reason=reason)
     chomes = route_table()[town]
-    m = _CHOME.match(text[len(town) :])
+    m = _CHOME.match(rest)
     if m and int(m.group(1)) in chomes:
         codes = chomes[int(m.group(1))]
     else:

@@ -154,9 +154,7 @@ def fresh_code(app, person: Person) -> str:
 
 
 def sign_in_password(client, person: Person, password: str | None = None):
-    return client.post(
-        "/signin", data={"login_id": person.login_id, "password": password or person.password}
-    )
+    return client.post("/signin", data={"login_id": person.login_id, "password": password or person.password})
 
 
 def signed_in(client, person: Person, app=None):

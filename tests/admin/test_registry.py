@@ -107,7 +107,9 @@ def test_a_venue_staff_member_with_a_venue_is_registered(admin_app, client, admi
     """R7.3: with a venue chosen, venue staff are registered with that venue."""
     world = seed_world(admin_app)
     today = clock(admin_app).today_tokyo()
-    response = client.post("/staff/new", data=_form(today, roles=["venue_staff"], venue_id=str(world.venue_b)))
+    response = client.post(
+        "/staff/new", data=_form(today, roles=["venue_staff"], venue_id=str(world.venue_b))
+    )
     assert response.status_code == 302
     assert _staff(admin_app, "suzuki.hanako")["venue_id"] == world.venue_b
 
@@ -115,9 +117,7 @@ def test_a_venue_staff_member_with_a_venue_is_registered(admin_app, client, admi
 def test_a_duty_period_that_ends_before_it_starts_is_refused(admin_app, client, admin):
     """R7.3: the end of the period of duty may not lie before its start."""
     today = clock(admin_app).today_tokyo()
-    response = client.post(
-        "/staff/new", data=_form(today, duty_end=(today - timedelta(days=1)).isoformat())
-    )
+    response = client.post("/staff/new", data=_form(today, duty_end=(today - timedelta(days=1)).isoformat()))
     assert response.status_code == 200
     assert "終了予定日は開始日以降にしてください。" in _errors(response)
     assert _staff(admin_app, "suzuki.hanako") is None
@@ -177,7 +177,9 @@ def test_editing_a_staff_member_audits_the_changed_fields(admin_app, client, adm
     client.post(url, data={**edit, "password": "copper-willow-nebula-5120"})
     changes = [json.loads(e["details"])["changes"] for e in audit_entries(admin_app, "staff:updated")]
     assert changes[-1] == {"password": ["", "reset"]}
-    assert "copper-willow-nebula-5120" not in json.dumps(audit_entries(admin_app), default=str, ensure_ascii=False)
+    assert "copper-willow-nebula-5120" not in json.dumps(
+        audit_entries(admin_app), default=str, ensure_ascii=False
+    )
 
 
 def test_unknown_staff_ids_are_404(admin_app, client, admin):

@@ -72,7 +72,12 @@ def test_password_alone_reaches_no_personal_data(admin_app, client):
     world = seed_world(admin_app)
     person = seed_staff(admin_app, (Role.OPERATOR.value,))
     assert sign_in_password(client, person).status_code == 302
-    for url in (f"/bookings/{world.booking_a}", "/", "/account/password", f"/venues/{world.venue_a}/bookings"):
+    for url in (
+        f"/bookings/{world.booking_a}",
+        "/",
+        "/account/password",
+        f"/venues/{world.venue_a}/bookings",
+    ):
         response = client.get(url)
         assert response.status_code == 302, url
         assert location(response) == "/signin/code", url
@@ -158,7 +163,9 @@ def test_enrolment_shows_a_qr_and_the_secret_then_recovery_codes(admin_app, clie
     # The same secret is shown again until enrolment is done.
     assert secret in client.get("/signin/enrol").get_data(as_text=True)
 
-    wrong = client.post("/signin/enrol", data={"code": "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"})
+    wrong = client.post(
+        "/signin/enrol", data={"code": "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"}
+    )
     assert wrong.status_code == 401 and error_text(wrong) == BAD_CODE
     assert secret in wrong.get_data(as_text=True)
 
@@ -227,7 +234,9 @@ def test_lockout_after_repeated_failures_is_audited_without_passwords(admin_app,
     failed = audit_entries(admin_app, "auth:signin_failed")
     reasons = [json.loads(e["details"])["reason"] for e in failed]
     assert reasons == ["bad_password"] * lock_after + ["locked"]
-    assert [json.loads(e["details"]).get("attempt") for e in failed[:lock_after]] == list(range(1, lock_after + 1))
+    assert [json.loads(e["details"]).get("attempt") for e in failed[:lock_after]] == list(
+        range(1, lock_after + 1)
+    )
     [lock] = audit_entries(admin_app, "auth:account_locked")
     assert lock["staff_id"] == person.id and json.loads(lock["details"])["attempts"] == lock_after
     everything = json.dumps(audit_entries(admin_app), default=str, ensure_ascii=False)

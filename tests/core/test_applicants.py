@@ -60,7 +60,10 @@ def test_identify_with_number_and_birth_date(ctx):
     assert found.id == target_id
     assert found.reservation_number == number
     # The typed form (full width, 4-4-4) works once parsed.
-    assert applicants.identify(numbers.parse("　".join(numbers.display(number).split("-"))), BIRTH).id == target_id
+    assert (
+        applicants.identify(numbers.parse("　".join(numbers.display(number).split("-"))), BIRTH).id
+        == target_id
+    )
 
 
 def test_wrong_birth_date_and_unknown_number_give_the_same_error(ctx):
@@ -202,7 +205,12 @@ def test_register_stores_the_fields_and_routes_the_venue(koto):
     assert row.venue_id == koto["sogo"]
     assert row.venue.code == "sogo"
     assert row.reservation_number == numbers.make("20260401001")  # stored normalised
-    assert (row.name, row.name_kana, row.birth_date, row.sex) == ("大島　次郎", "オオシマ　ジロウ", date(1970, 1, 2), "男")
+    assert (row.name, row.name_kana, row.birth_date, row.sex) == (
+        "大島　次郎",
+        "オオシマ　ジロウ",
+        date(1970, 1, 2),
+        "男",
+    )
     assert (row.postal_code, row.address, row.email, row.phone) == (
         "136-0072",
         "東京都江東区大島四丁目5番1号",
@@ -238,7 +246,9 @@ def test_chosen_venue_is_accepted_only_where_the_table_allows_a_choice(koto):
     assert make_applicant(address="東京都江東区東砂").venue_id is None
     # Outside the table: any venue may be chosen.
     assert make_applicant(address="東京都江東区高橋1番", venue_code="toyosu").venue_id == koto["toyosu"]
-    assert make_applicant(address="東京都中央区銀座1丁目", venue_code="honchosha").venue_id == koto["honchosha"]
+    assert (
+        make_applicant(address="東京都中央区銀座1丁目", venue_code="honchosha").venue_id == koto["honchosha"]
+    )
     # A routed address keeps its venue whatever is chosen.
     assert make_applicant(address="東京都江東区豊洲1丁目", venue_code="sogo").venue_id == koto["toyosu"]
     # An unknown venue code is ignored.

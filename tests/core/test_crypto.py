@@ -230,7 +230,11 @@ def test_kana_blind_index_matches_every_way_of_typing_the_name(ctx):
         " コウトウ\u3000\u3000タロウ ",
         "コウトウ\tタロウ",
     ):
-        found = set(db.session.scalars(select(Applicant.id).where(Applicant.name_kana_bidx == Applicant.kana_key(typed))))
+        found = set(
+            db.session.scalars(
+                select(Applicant.id).where(Applicant.name_kana_bidx == Applicant.kana_key(typed))
+            )
+        )
         assert found == {target.id, twin.id}, typed
     assert other.id not in found
     assert Applicant.kana_key("コウトウ　ジロウ") != target.name_kana_bidx
@@ -252,9 +256,18 @@ def test_phone_blind_index_matches_every_way_of_writing_the_number(ctx):
     other = make_applicant(phone="090-1234-5679")
     db.session.commit()
 
-    for typed in ("+81 90-1234-5678", "09012345678", "090-1234-5678", "０９０－１２３４－５６７８", "090 1234 5678", "+819012345678"):
+    for typed in (
+        "+81 90-1234-5678",
+        "09012345678",
+        "090-1234-5678",
+        "０９０－１２３４－５６７８",
+        "090 1234 5678",
+        "+819012345678",
+    ):
         assert Applicant.phone_key(typed) == target.phone_bidx, typed
-        found = db.session.scalars(select(Applicant.id).where(Applicant.phone_bidx == Applicant.phone_key(typed))).all()
+        found = db.session.scalars(
+            select(Applicant.id).where(Applicant.phone_bidx == Applicant.phone_key(typed))
+        ).all()
         assert found == [target.id], typed
     assert other.phone_bidx != target.phone_bidx
     assert Applicant.phone_key("09012345670") != target.phone_bidx
@@ -268,7 +281,9 @@ def test_reservation_number_and_kana_birth_search(ctx):
 
     assert Applicant.number_key(target.reservation_number) == target.reservation_number_bidx
     key = Applicant.kana_birth_key("さとう はなこ", date(1990, 2, 3))
-    assert db.session.scalars(select(Applicant.id).where(Applicant.kana_birth_bidx == key)).all() == [target.id]
+    assert db.session.scalars(select(Applicant.id).where(Applicant.kana_birth_bidx == key)).all() == [
+        target.id
+    ]
     assert Applicant.kana_birth_key("サトウ　ハナコ", date(1990, 2, 4)) != target.kana_birth_bidx
     assert same_birth.kana_birth_bidx != target.kana_birth_bidx
 
@@ -292,14 +307,18 @@ def test_blind_indexes_differ_per_table_and_index(ctx):
     master = hmac.new(ring.index_key, value.encode(), hashlib.sha256).hexdigest()[:32]
     assert bare not in values.values() and master not in values.values()
     # Stable: the same input under the same key gives the same value (equality search works).
-    assert ring.blind_index(table="applicants", index="phone", normalized=value) == values[("applicants", "phone")]
+    assert (
+        ring.blind_index(table="applicants", index="phone", normalized=value)
+        == values[("applicants", "phone")]
+    )
     # The model's keys are these.
     assert Applicant.phone_key(value) == values[("applicants", "phone")]
     assert Applicant.kana_key(value) == values[("applicants", "name_kana")]
     # Another key ring gives other values: indexes are useless without the key.
-    assert KeyRing.generate().blind_index(table="applicants", index="phone", normalized=value) != values[
-        ("applicants", "phone")
-    ]
+    assert (
+        KeyRing.generate().blind_index(table="applicants", index="phone", normalized=value)
+        != values[("applicants", "phone")]
+    )
 
 
 def test_no_blind_index_on_birth_date_alone(ctx):
@@ -333,7 +352,9 @@ def test_no_blind_index_on_birth_date_alone(ctx):
 # ---- R2.2: nothing in plain text in the store ------------------------------------------------
 def _marker_people() -> list[dict]:
     people = []
-    for i, (family, given) in enumerate((("窓口試験", "壱太郎"), ("窓口試験", "弐花子"), ("窓口試験", "参次郎"))):
+    for i, (family, given) in enumerate(
+        (("窓口試験", "壱太郎"), ("窓口試験", "弐花子"), ("窓口試験", "参次郎"))
+    ):
         people.append(
             dict(
                 number=numbers.make(f"7391628405{i}"),
@@ -546,9 +567,12 @@ def test_another_key_ring_cannot_read_the_rows(ctx, tmp_path, database_url):
                 with pytest.raises(DecryptionError):
                     getattr(rows[0], field)
             # Its blind indexes differ too: the number is not even found.
-            assert db.session.scalars(
-                select(Applicant).where(Applicant.reservation_number_bidx == Applicant.number_key(number))
-            ).all() == []
+            assert (
+                db.session.scalars(
+                    select(Applicant).where(Applicant.reservation_number_bidx == Applicant.number_key(number))
+                ).all()
+                == []
+            )
             db.session.rollback()
     finally:
         with other.app_context():
@@ -572,12 +596,22 @@ def test_production_refuses_a_key_file_inside_the_repository(tmp_path):
     for inside in (config_module.ROOT / "instance" / "keys.json", config_module.ROOT / "keys.json"):
         with pytest.raises(config_module.ConfigError):
             config_module.load(
-                {"MADOGUCHI_ENV": "production", "SECRET_KEY": "x", "MADOGUCHI_KEY_FILE": str(inside), "MADOGUCHI_KEYS": ""}
+                {
+                    "MADOGUCHI_ENV": "production",
+                    "SECRET_KEY": "x",
+                    "MADOGUCHI_KEY_FILE": str(inside),
+                    "MADOGUCHI_KEYS": "",
+                }
             )
     # Control: the same settings with the key file outside the repository are accepted.
     outside = tmp_path / "keys.json"
     loaded = config_module.load(
-        {"MADOGUCHI_ENV": "production", "SECRET_KEY": "x", "MADOGUCHI_KEY_FILE": str(outside), "MADOGUCHI_KEYS": ""}
+        {
+            "MADOGUCHI_ENV": "production",
+            "SECRET_KEY": "x",
+            "MADOGUCHI_KEY_FILE": str(outside),
+            "MADOGUCHI_KEYS": "",
+        }
     )
     assert loaded["MADOGUCHI_KEY_FILE"] == str(outside)
     loaded = config_module.load(
@@ -659,11 +693,6 @@ def test_saved_key_file_is_owner_only_and_round_trips(tmp_path):
     assert loaded.index_key == ring.index_key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: KeyRing is a plain @dataclass, so repr(ring) (and repr of anything holding it) prints "
-    "data_keys and index_key bytes; key material reaches logs/debuggers/pytest -l output",
-)
 def test_key_ring_repr_shows_no_key_material():
     """R2.5: a key ring printed by accident (log line, debugger, traceback locals) shows no key."""
     ring = KeyRing.generate()

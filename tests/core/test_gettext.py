@@ -5,7 +5,9 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-JAPANESE = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u30fc-\u30ff\u3400-\u9fff]")  # kana and kanji; punctuation may stand alone
+JAPANESE = re.compile(
+    r"[\u3041-\u3096\u30a1-\u30fa\u30fc-\u30ff\u3400-\u9fff]"
+)  # kana and kanji; punctuation may stand alone
 JINJA = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 
 
@@ -28,5 +30,9 @@ def test_babel_extracts_the_japanese_messages(tmp_path):
         ["pybabel", "-q", "extract", "-F", str(ROOT / "babel.cfg"), "-o", str(pot), "-k", "_l", str(ROOT)]
     )
     catalogue = pot.read_text(encoding="utf-8")
-    for message in ("予約管理番号と生年月日を入力してください", "当日お持ちいただくもの", "予約管理番号は12桁の数字で入力してください"):
+    for message in (
+        "予約管理番号と生年月日を入力してください",
+        "当日お持ちいただくもの",
+        "予約管理番号は12桁の数字で入力してください",
+    ):
         assert message in catalogue

@@ -12,13 +12,15 @@ from flask.cli import ScriptInfo
 from madoguchi import keys
 from madoguchi.appbase import create_base_app
 from madoguchi.cli import main
-from madoguchi.crypto import KeyError_, KeyRing
+from madoguchi.crypto import KeyRing
 from madoguchi.extensions import db
 from madoguchi.models import Applicant
 from tests.conftest import base_overrides
 from tests.factories import make_applicant
 
-FIELDS_PER_APPLICANT = 9  # reservation_number, name, name_kana, birth_date, sex, postal_code, address, email, phone
+FIELDS_PER_APPLICANT = (
+    9  # reservation_number, name, name_kana, birth_date, sex, postal_code, address, email, phone
+)
 
 
 def run(app, *args: str):
@@ -154,9 +156,18 @@ def test_keys_retire_refuses_the_active_key(app):
     active = KeyRing.from_json(before).active
 
     result = run(app, "keys", "retire", active)
-    assert result.exit_code != 0
-    assert isinstance(result.exception, KeyError_)
-    assert "active key cannot be retired" in str(result.exception)
+    assert result.exit_code == 1  # a clear CLI error, not a traceback
+    assert "active key cannot be retired" in result.output
+    assert path.read_text() == before
+
+
+def test_keys_retire_refuses_an_unknown_key(app):
+    """R2.4: a mistyped key id is refused with a message, and the key file is untouched."""
+    path = key_file(app)
+    before = path.read_text()
+    result = run(app, "keys", "retire", "k20000101000000")
+    assert result.exit_code == 1
+    assert "no key k20000101000000" in result.output
     assert path.read_text() == before
 
 

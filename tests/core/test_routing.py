@@ -48,14 +48,7 @@ def _address_forms(town: str, chome: int) -> list[str]:
 
 
 def _row_param(town: str, chome: int, venue: str):
-    marks = ()
-    if any(ch in KANJI for ch in town):
-        marks = pytest.mark.xfail(
-            strict=True,
-            reason="BUG: normalize.address turns kanji numerals into digits everywhere, including in the "
-            "town name (三好 → 3好), so the town is not found in venues.route_table()",
-        )
-    return pytest.param(town, chome, venue, id=f"{town}{chome}-{venue}", marks=marks)
+    return pytest.param(town, chome, venue, id=f"{town}{chome}-{venue}")
 
 
 def test_table_covers_the_three_venues():
@@ -82,11 +75,6 @@ def test_towns_whose_numerals_are_kanji_route():
     assert {town for town, _, _ in ROWS if any(ch in KANJI for ch in town)} == {"三好"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: madoguchi/normalize.py address() translates 〇一…九 in the whole string, so '三好' "
-    "becomes '3好' and venues.route_address returns reason 'unknown_town' for every 三好 address",
-)
 def test_miyoshi_routes_to_honchosha():
     """R3.2: 江東区三好1丁目 (in the 004 table: 本庁舎) routes to honchosha."""
     assert venues.route_address("東京都江東区三好1丁目1番1号").venue_code == "honchosha"
@@ -133,17 +121,14 @@ def test_address_in_another_city_is_outside(address):
     assert route == venues.Route(None, reason="outside_city")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: venues.route_address treats 東京都大島町 (an island town) as Koto's 大島: the "
-    "outside-city check is skipped when the text starts with a Koto town name",
-)
 def test_island_town_named_like_a_koto_town_is_outside():
     """R3.2: 東京都大島町 (伊豆大島) is another municipality, not 江東区大島."""
     assert venues.route_address("東京都大島町元町1丁目1番").reason == "outside_city"
 
 
-@pytest.mark.parametrize("address", ["東京都江東区高橋1番1号", "江東区どこか1丁目", "江東区", "ほげ1-2-3", ""])
+@pytest.mark.parametrize(
+    "address", ["東京都江東区高橋1番1号", "江東区どこか1丁目", "江東区", "ほげ1-2-3", ""]
+)
 def test_unknown_koto_town(address):
     """R3.2: a Koto address whose town is not in the table gets no venue (the resident chooses)."""
     route = venues.route_address(address)
@@ -171,7 +156,13 @@ def test_invalid_postal_code_returns_none(code):
 
 # ---- calendar (R3.3) ----------------------------------------------------------------------------
 def _venue(**kw) -> Venue:
-    values = dict(open_weekdays="0123456", open_time=time(9, 0), close_time=time(17, 0), slot_minutes=30, slot_capacity=5)
+    values = dict(
+        open_weekdays="0123456",
+        open_time=time(9, 0),
+        close_time=time(17, 0),
+        slot_minutes=30,
+        slot_capacity=5,
+    )
     values.update(kw)
     return Venue(code="x", name="x", **values)
 
@@ -215,7 +206,11 @@ def test_opening_hours_honour_a_special_opening_on_a_holiday(ctx):
     venue = make_venue(open_weekdays="01234")
     holiday = date(2026, 11, 23)
     assert venues.opening_hours(venue, holiday) is None
-    db.session.add(SpecialOpening(venue_id=venue.id, day=holiday, open_time=time(9, 0), close_time=time(12, 0), note="休日開庁"))
+    db.session.add(
+        SpecialOpening(
+            venue_id=venue.id, day=holiday, open_time=time(9, 0), close_time=time(12, 0), note="休日開庁"
+        )
+    )
     db.session.flush()
     assert venues.opening_hours(venue, holiday) == (time(9, 0), time(12, 0))
     assert venues.opening_hours(venue, date(2026, 11, 24)) == (time(9, 0), time(17, 0))
@@ -248,7 +243,9 @@ def test_generate_slots_skips_closed_days_and_opens_special_days(ctx):
     assert venues.generate_slots(venue, holiday, holiday) == 0
     assert venues.generate_slots(venue, date(2026, 11, 21), date(2026, 11, 22)) == 0  # Sat–Sun
     assert venues.generate_slots(venue, date(2026, 12, 29), date(2027, 1, 3)) == 0  # 年末年始
-    db.session.add(SpecialOpening(venue_id=venue.id, day=holiday, open_time=time(9, 0), close_time=time(12, 0)))
+    db.session.add(
+        SpecialOpening(venue_id=venue.id, day=holiday, open_time=time(9, 0), close_time=time(12, 0))
+    )
     db.session.flush()
     assert venues.generate_slots(venue, holiday, holiday) == 6
     # One week Mon 11-23 .. Sun 11-29: the special holiday (6) + Tue–Fri (4 × 16).
