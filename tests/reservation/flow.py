@@ -52,11 +52,19 @@ class World:
 def seed_world(app, *, slots: int = 3, capacity: int = 5, email: str | None = "taro@example.jp") -> World:
     with app.app_context():
         venue = make_venue(
-            code="honchosha", name="江東区役所", floor="2階", address="東京都江東区東陽4丁目11番28号",
-            map_url=MAP_URL, directions="東京メトロ東西線 東陽町駅から徒歩5分",
+            code="honchosha",
+            name="江東区役所",
+            floor="2階",
+            address="東京都江東区東陽4丁目11番28号",
+            map_url=MAP_URL,
+            directions="東京メトロ東西線 東陽町駅から徒歩5分",
         )
-        other = make_venue(code="sogo", name="総合区民センター", floor="2階", map_url="https://example.jp/map")
-        made = [make_slot(venue, starts_in=timedelta(days=2, hours=i), capacity=capacity) for i in range(slots)]
+        other = make_venue(
+            code="sogo", name="総合区民センター", floor="2階", map_url="https://example.jp/map"
+        )
+        made = [
+            make_slot(venue, starts_in=timedelta(days=2, hours=i), capacity=capacity) for i in range(slots)
+        ]
         applicant = make_applicant(venue, email=email)
         db.session.commit()
         return World(
@@ -139,7 +147,8 @@ def live_bookings(app, applicant_id: str) -> list[tuple[str, int, str]]:
         return list(
             db.session.execute(
                 select(Booking.id, Booking.slot_id, Booking.status).where(
-                    Booking.applicant_id == applicant_id, Booking.status.in_(("booked", "arrived", "handed_over"))
+                    Booking.applicant_id == applicant_id,
+                    Booking.status.in_(("booked", "arrived", "handed_over")),
                 )
             ).all()
         )

@@ -13,8 +13,8 @@ from .flow import (
     MAP_URL,
     add_applicant,
     add_slot,
-    book,
     body_of,
+    book,
     count,
     hold,
     hold_id,
@@ -93,7 +93,9 @@ def test_roster_resident_books_through_every_page(app, client, world, overrides)
     assert root.find("a", href=MAP_URL) is not None
     assert "当日お持ちいただくもの" in done.text
 
-    assert [(slot, status) for _, slot, status in live_bookings(app, world.applicant_id)] == [(slot_id, "booked")]
+    assert [(slot, status) for _, slot, status in live_bookings(app, world.applicant_id)] == [
+        (slot_id, "booked")
+    ]
     assert taken(app, slot_id) == 1
     assert count(app, Hold) == 0
 
@@ -132,7 +134,7 @@ def test_change_through_the_pages_moves_the_booking(app, client, world, override
     given back, the new slot's is taken, and there is never a second booking."""
     old_slot, new_slot = world.slot_ids[0], world.slot_ids[1]
     book(client, world, old_slot)
-    (booking_id, _, _), = live_bookings(app, world.applicant_id)
+    ((booking_id, _, _),) = live_bookings(app, world.applicant_id)
 
     other = app.test_client()
     response = sign_in(other, world, via="/manage")
@@ -156,7 +158,10 @@ def test_change_through_the_pages_moves_the_booking(app, client, world, override
     assert taken(app, new_slot) == 1
     subjects = [m["Subject"] for m in outbox_messages(overrides["MAIL_OUTBOX_DIR"])]
     assert sorted(subjects) == sorted(
-        ["【江東区】個人番号カード受け取りのご予約を受け付けました", "【江東区】個人番号カード受け取りのご予約を変更しました"]
+        [
+            "【江東区】個人番号カード受け取りのご予約を受け付けました",
+            "【江東区】個人番号カード受け取りのご予約を変更しました",
+        ]
     )
 
 
@@ -344,7 +349,12 @@ def test_registering_with_an_address_in_the_table_routes_the_venue(app, client, 
 def test_registering_with_an_address_outside_the_table_lets_the_resident_choose(app, client, world):
     """R3.2: an address the table does not cover (another ward) makes the resident choose the venue."""
     number = unknown_number()
-    data = {**REGISTER, "reservation_number": number, "address": "東京都中央区銀座1丁目1番1号", "postal_code": ""}
+    data = {
+        **REGISTER,
+        "reservation_number": number,
+        "address": "東京都中央区銀座1丁目1番1号",
+        "postal_code": "",
+    }
     assert path_of(client.post("/register", data=data)) == "/venue"
 
     page = client.get("/venue")
@@ -378,8 +388,13 @@ def test_postal_code_lookup_fills_the_address_and_keeps_the_other_fields(app, cl
     """R3.1: 住所を検索 with 135-8383 fills the first part of the address (江東区…) and keeps every other
     typed field; nothing is registered by the look-up."""
     number = numbers.display(unknown_number())
-    data = {**REGISTER, "reservation_number": number, "postal_code": "135-8383", "address": "",
-            "lookup_postal": "住所を検索"}
+    data = {
+        **REGISTER,
+        "reservation_number": number,
+        "postal_code": "135-8383",
+        "address": "",
+        "lookup_postal": "住所を検索",
+    }
     response = client.post("/register", data=data)
     assert response.status_code == 200
     root = pages.parse(response.text)
@@ -398,8 +413,13 @@ def test_postal_code_lookup_fills_the_address_and_keeps_the_other_fields(app, cl
 
 def test_unknown_postal_code_shows_an_error_beside_the_field(app, client, world):
     """R3.6: a postal code with no address gives a Japanese message beside the postal-code field."""
-    data = {**REGISTER, "reservation_number": unknown_number(), "postal_code": "999-9999", "address": "",
-            "lookup_postal": "住所を検索"}
+    data = {
+        **REGISTER,
+        "reservation_number": unknown_number(),
+        "postal_code": "999-9999",
+        "address": "",
+        "lookup_postal": "住所を検索",
+    }
     response = client.post("/register", data=data)
     assert response.status_code == 200
     root = pages.parse(response.text)
@@ -416,7 +436,9 @@ def test_registering_a_number_already_on_the_roster_is_refused(app, client, worl
     data = {**REGISTER, "reservation_number": world.number}
     response = client.post("/register", data=data)
     assert response.status_code == 200
-    assert "この予約管理番号は登録済みです" in pages.parse(response.text).by_id("reservation_number-error").text
+    assert (
+        "この予約管理番号は登録済みです" in pages.parse(response.text).by_id("reservation_number-error").text
+    )
     assert count(app, Applicant) == 1
 
 
@@ -428,7 +450,9 @@ def test_roster_required_treats_an_unknown_number_like_a_wrong_birth_date(overri
     client = app.test_client()
     world = seed_world(app)
 
-    unknown = client.post("/start", data={"reservation_number": unknown_number(), "birth_date": "1980年4月1日"})
+    unknown = client.post(
+        "/start", data={"reservation_number": unknown_number(), "birth_date": "1980年4月1日"}
+    )
     wrong = client.post("/start", data={"reservation_number": world.number, "birth_date": "1980年4月2日"})
 
     assert unknown.status_code == wrong.status_code == 200

@@ -49,7 +49,12 @@ MSG_POSTAL = "郵便番号は7桁の数字で入力してください"
 
 def case(path, base, field, value, message, *, signed_in=False):
     return pytest.param(
-        path, {**base, field: value}, field, message, signed_in, id=f"{path.strip('/')}-{field}-{value or 'empty'}"
+        path,
+        {**base, field: value},
+        field,
+        message,
+        signed_in,
+        id=f"{path.strip('/')}-{field}-{value or 'empty'}",
     )
 
 
@@ -86,7 +91,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("path", "data", "field", "message", "signed_in"), CASES)
-def test_invalid_input_is_explained_beside_the_field(app, client, world, path, data, field, message, signed_in):
+def test_invalid_input_is_explained_beside_the_field(
+    app, client, world, path, data, field, message, signed_in
+):
     """R3.6 (standard 3): the Japanese message sits beside the field (#<field>-error), the input is
     aria-invalid and described by it, the error summary links to it, and every typed value is kept."""
     if signed_in:
@@ -236,6 +243,7 @@ def _label(value: str) -> str:
 def garbage():
     return [pytest.param(value, id=_label(value)) for value in GARBAGE]
 
+
 FIELDS = (
     "reservation_number",
     "birth_date",
@@ -317,16 +325,24 @@ def test_garbage_hold_id_never_gives_500(app, world, value):
     assert count(app, Hold) == 1
 
 
-@pytest.mark.parametrize("value", garbage())
-@pytest.mark.parametrize("field", ["name", "name_kana", "birth_date", "postal_code", "address", "email", "phone"])
-def test_garbage_in_one_registration_field_never_gives_500(app, world, field, value):
+@pytest.mark.parametrize(
+    "field", ["name", "name_kana", "birth_date", "postal_code", "address", "email", "phone"]
+)
+def test_garbage_in_one_registration_field_never_gives_500(app, world, field):
     """Standard 3 (never a 500): one garbage field in an otherwise valid registration (so the garbage
     reaches the service and the store) is refused or stored, never a server error."""
-    client = app.test_client()
-    data = {**REGISTER, "reservation_number": unknown_number(), field: value}
-    _assert_no_server_error(client.post("/register", data=data), f"/register {field}")
-    _assert_no_server_error(client.post("/register", data={**data, "lookup_postal": "1"}), "lookup")
-    _assert_no_server_error(client.post("/contact", data={field: value}), "/contact")
+    failures = []
+    for value in GARBAGE:
+        client = app.test_client()
+        data = {**REGISTER, "reservation_number": unknown_number(), field: value}
+        for what, response in (
+            ("register", client.post("/register", data=data)),
+            ("lookup", client.post("/register", data={**data, "lookup_postal": "1"})),
+            ("contact", client.post("/contact", data={field: value})),
+        ):
+            if response.status_code >= 500:
+                failures.append((what, _label(value), response.status_code))
+    assert failures == []
 
 
 def test_wrong_types_never_give_500(app, world):
@@ -351,8 +367,15 @@ def test_wrong_types_never_give_500(app, world):
                 if status >= 500:
                     failures.append((endpoint, str(body)[:40], status))
     held = _held_client(app, world)
-    for query in ("from=garbage", "from=9999-12-31", "from=0001-01-01", "from=%00", "from=2026-02-30",
-                  "from=" + "1" * 5000, "from=&from=x"):
+    for query in (
+        "from=garbage",
+        "from=9999-12-31",
+        "from=0001-01-01",
+        "from=%00",
+        "from=2026-02-30",
+        "from=" + "1" * 5000,
+        "from=&from=x",
+    ):
         status = held.get(f"/slots?{query}").status_code
         if status >= 500:
             failures.append(("/slots", query[:20], status))
