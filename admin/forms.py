@@ -42,9 +42,7 @@ class StaffForm(Form):
         choices=[(r.value, ROLE_LABELS[r]) for r in Role],
         validators=[DataRequired(_l("役割を1つ以上選んでください。"))],
     )
-    venue_id = SelectField(
-        _l("担当会場（会場担当のみ）"), coerce=lambda v: int(v) if v else None, validators=[Optional()]
-    )
+    venue_id = SelectField(_l("担当会場（会場担当のみ）"), coerce=lambda v: int(v) if v else None)
     duty_start = DateField(
         _l("従事期間の開始日"), validators=[DataRequired(_l("開始日を入力してください。"))]
     )

@@ -4,6 +4,7 @@ commit per request (DESIGN: "The rules that keep it simple" 3)."""
 from __future__ import annotations
 
 import logging
+import traceback
 
 from flask import Flask, g, render_template, request
 from flask_babel import gettext as _
@@ -175,14 +176,14 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        # Log the type and where, never the message: messages can carry values (standard 4).
+        # Log the type, the route and (if enabled) the frames, never the message: messages and
+        # chained exceptions can carry personal values (standard 4).
         db.session.rollback()
+        frames = ""
+        if app.config.get("LOG_TRACEBACKS", False):
+            frames = "\n" + "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
         app.logger.error(
-            "unhandled %s at %s %s",
-            type(exc).__name__,
-            request.method,
-            request.url_rule,
-            exc_info=app.config.get("LOG_TRACEBACKS", False),
+            "unhandled %s at %s %s%s", type(exc).__name__, request.method, request.url_rule, frames
         )
         return render_error(500)
 

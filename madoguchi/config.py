@@ -27,18 +27,14 @@ def _bool(name: str, default: bool) -> bool:
 def load(overrides: dict | None = None) -> dict:
     """Build the Flask config mapping; ``overrides`` wins (tests and CLI use it)."""
     env = os.environ.get("MADOGUCHI_ENV", "development")
-    production = env == "production"
     config = {
         "MADOGUCHI_ENV": env,
         "SECRET_KEY": os.environ.get("MADOGUCHI_SECRET_KEY"),
         "SQLALCHEMY_DATABASE_URI": os.environ.get(
             "DATABASE_URL", f"sqlite:///{INSTANCE / 'madoguchi.sqlite3'}"
         ),
-        # Keys live outside the database and the repository (R2.5): a JSON key file or the
-        # MADOGUCHI_KEYS variable holding the same JSON.
-        "MADOGUCHI_KEY_FILE": os.environ.get(
-            "MADOGUCHI_KEY_FILE", "" if production else str(INSTANCE / "keys.json")
-        ),
+        # Keys live outside the database and the repository (R2.5): a JSON key file (its default
+        # is set below) or the MADOGUCHI_KEYS variable holding the same JSON.
         "MADOGUCHI_KEYS": os.environ.get("MADOGUCHI_KEYS", ""),
         "MAIL_BACKEND": os.environ.get("MADOGUCHI_MAIL_BACKEND", "outbox"),  # outbox | smtp
         "MAIL_OUTBOX_DIR": os.environ.get("MADOGUCHI_OUTBOX_DIR", str(ROOT / "outbox")),
@@ -47,7 +43,6 @@ def load(overrides: dict | None = None) -> dict:
         "SMTP_PORT": int(os.environ.get("MADOGUCHI_SMTP_PORT", "25")),
         "SMTP_USER": os.environ.get("MADOGUCHI_SMTP_USER", ""),
         "SMTP_PASSWORD": os.environ.get("MADOGUCHI_SMTP_PASSWORD", ""),
-        "SMTP_STARTTLS": _bool("MADOGUCHI_SMTP_STARTTLS", production),
         "CITY_NAME": os.environ.get("MADOGUCHI_CITY_NAME", "江東区"),
         "CALL_CENTER_PHONE": os.environ.get("MADOGUCHI_CALL_CENTER_PHONE", "03-0000-0000"),
         "CALL_CENTER_HOURS": os.environ.get("MADOGUCHI_CALL_CENTER_HOURS", "平日 8:30〜17:15"),
@@ -83,7 +78,6 @@ def load(overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": 3600,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": production,
         "PERMANENT_SESSION_LIFETIME": 1800,
         "PROXY_FIX_HOPS": int(os.environ.get("MADOGUCHI_PROXY_FIX_HOPS", "0")),
         # hide_parameters: a database error must not print values into a log (standard 4).
@@ -92,6 +86,15 @@ def load(overrides: dict | None = None) -> dict:
     }
     if overrides:
         config.update(overrides)
+    # Settings that follow the environment are derived after the overrides, so a production app
+    # configured by overrides (tests, the CLI) gets the same secure defaults as one configured by env.
+    production = config["MADOGUCHI_ENV"] == "production"
+    config.setdefault("SESSION_COOKIE_SECURE", production)
+    config.setdefault("SMTP_STARTTLS", _bool("MADOGUCHI_SMTP_STARTTLS", production))
+    config.setdefault(
+        "MADOGUCHI_KEY_FILE",
+        os.environ.get("MADOGUCHI_KEY_FILE", "" if production else str(INSTANCE / "keys.json")),
+    )
     _check(config)
     return config
 

@@ -63,12 +63,6 @@ def test_production_headers_and_cookie_with_the_environment_variable(
     _check_production_cookies_and_headers(app)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: madoguchi/config.py load() derives SESSION_COOKIE_SECURE (and SMTP_STARTTLS, the key-file "
-    "default) from os.environ['MADOGUCHI_ENV'] before applying overrides, so an app configured as "
-    "production through overrides sends HSTS but sets the staff cookie without Secure",
-)
 def test_production_headers_and_cookie_with_overrides(overrides, tmp_path, make_admin_app, monkeypatch):
     """R9.3: MADOGUCHI_ENV=production given as configuration (overrides) gives the same secure cookie."""
     monkeypatch.delenv("MADOGUCHI_ENV", raising=False)
@@ -230,12 +224,6 @@ def test_a_500_page_holds_no_personal_value(failing_app, caplog):
     assert any("unhandled RuntimeError" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: madoguchi/appbase.py _unexpected() logs with exc_info=LOG_TRACEBACKS (True by default in "
-    "config.py), and the formatted traceback ends with the exception message ('RuntimeError: <name>'), "
-    "so a personal value carried by an exception reaches the log",
-)
 def test_a_500_writes_no_personal_value_to_the_log(failing_app, caplog):
     """R9.3: the log of an unexpected error names the type and the route, never the message."""
     caplog.set_level(logging.DEBUG)

@@ -87,12 +87,6 @@ def test_an_administrator_registers_a_staff_member(admin_app, client, admin):
     assert location(first) == "/signin/enrol"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: admin/forms.py StaffForm.venue_id has validators=[Optional()]; Optional stops the "
-    "validation chain on an empty value, so the inline validate_venue_id never runs and venue staff "
-    "are saved without a venue",
-)
 def test_a_venue_staff_member_needs_a_venue(admin_app, client, admin):
     """R7.3: venue staff are tied to one venue — saving one without a venue is refused."""
     today = clock(admin_app).today_tokyo()

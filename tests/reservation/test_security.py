@@ -527,15 +527,6 @@ def test_500_page_is_japanese_and_shows_no_exception_text(boom_app):
     _check_headers(response, "500")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: madoguchi/appbase.py _unexpected() logs with exc_info=app.config['LOG_TRACEBACKS'] and "
-        "madoguchi/config.py sets LOG_TRACEBACKS=True by default, so the formatted traceback in the log "
-        "ends with 'RuntimeError: <exception message>' - the message (which may carry a personal value) "
-        "reaches the logs, contrary to the comment 'Log the type and where, never the message' (standard 4)"
-    ),
-)
 def test_500_logs_do_not_contain_the_exception_message(boom_app, caplog):
     """Standard 4: the log of an unexpected error names its type and place, never its message."""
     with caplog.at_level(logging.DEBUG):
