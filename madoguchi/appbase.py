@@ -8,6 +8,7 @@ import traceback
 
 from flask import Flask, g, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -19,6 +20,7 @@ from .extensions import babel, begin_write, csrf, db, limiter, migrate
 
 # Register every model with the metadata (migrations and the app need them all).
 from .models import OutboundMessage  # noqa: F401
+from .models.bookings import Channel, Status
 
 ROOT = config_module.ROOT
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -80,6 +82,22 @@ def _load_keys(app: Flask, required: bool) -> None:
             ) from None
 
 
+# What staff read for a booking's status and channel (the stored values are English codes).
+STATUS_LABELS = {
+    Status.BOOKED: _l("予約済み"),
+    Status.ARRIVED: _l("受付済み"),
+    Status.HANDED_OVER: _l("交付済み"),
+    Status.CANCELLED: _l("取消し"),
+    Status.NO_SHOW: _l("来庁なし"),
+}
+CHANNEL_LABELS = {
+    Channel.WEB: _l("ウェブ"),
+    Channel.PHONE: _l("電話"),
+    Channel.FAX: _l("FAX"),
+    Channel.COUNTER: _l("窓口"),
+}
+
+
 def _register_filters(app: Flask) -> None:
     weekdays = "月火水木金土日"
 
@@ -96,6 +114,8 @@ def _register_filters(app: Flask) -> None:
         hhmm=lambda value: f"{dates.tokyo(value):%H:%M}",
         wareki=dates.wareki,
         reservation_number=numbers.display,
+        booking_status=lambda value: STATUS_LABELS.get(value, value),
+        booking_channel=lambda value: CHANNEL_LABELS.get(value, value),
     )
 
 

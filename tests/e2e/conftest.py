@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,9 @@ def overrides(overrides):
     return overrides
 
 
-@pytest.fixture
-def live_server(app):
-    """The ``app`` fixture's app on a real HTTP server (127.0.0.1, a free port); yields the base URL."""
+@contextmanager
+def serving(app):
+    """Serve ``app`` on a real HTTP server (127.0.0.1, a free port); yields the base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
     thread.start()
@@ -67,6 +68,32 @@ def live_server(app):
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app):
+    """The residents' app (the ``app`` fixture) served for real; yields the base URL."""
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture
+def admin_app(overrides):
+    """The back office on this test's database, CSRF on."""
+    from admin import create_app
+    from madoguchi.extensions import db
+
+    app = create_app(overrides)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def admin_server(admin_app):
+    with serving(admin_app) as url:
+        yield url
 
 
 # ---- the browser ------------------------------------------------------------------------------
@@ -92,6 +119,7 @@ class PageProblems:
         self.server_errors: list[str] = []
         self.page_errors: list[str] = []
         self.console_errors: list[str] = []
+        self.allowed_statuses: set[int] = set()
 
     def attach(self, page):
         page.on("response", lambda r: r.status >= 500 and self.server_errors.append(f"{r.status} {r.url}"))
@@ -104,6 +132,8 @@ class PageProblems:
         url = message.location.get("url", "")
         if url.endswith("/favicon.ico"):
             return  # the browser asks for it by itself; the app has none (not a page's fault)
+        if any(f"status of {code} " in message.text for code in self.allowed_statuses):
+            return  # a refusal the test provoked on purpose (e.g. 401 for a wrong code)
         self.console_errors.append(f"{message.text} ({url})")
 
     def check(self):
@@ -112,9 +142,9 @@ class PageProblems:
         assert not self.console_errors, f"console errors (CSP, failed loads): {self.console_errors}"
 
 
-def _open_page(browser, live_server, request, viewport):
+def _open_page(browser, base_url, request, viewport):
     context = browser.new_context(
-        base_url=live_server,
+        base_url=base_url,
         viewport=viewport,
         locale="ja-JP",
         timezone_id="Asia/Tokyo",
@@ -126,6 +156,7 @@ def _open_page(browser, live_server, request, viewport):
     folder = ARTIFACTS / re.sub(r"[^\w.-]+", "_", request.node.name)
     shutil.rmtree(folder, ignore_errors=True)
     page._e2e_shots = {"folder": folder, "count": 0}  # read by shot()
+    page._e2e_problems = problems  # read by allow_status()
     return context, page, problems
 
 
@@ -155,3 +186,17 @@ def shot(page, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture
+def staff_page(browser, admin_server, request):
+    """A desktop browser on the back office (staff work at desks)."""
+    context, page, problems = _open_page(browser, admin_server, request, DESKTOP)
+    yield page
+    context.close()
+    problems.check()
+
+
+def allow_status(page, code: int) -> None:
+    """The test provokes responses with this status on purpose: the browser's console line is expected."""
+    page._e2e_problems.allowed_statuses.add(code)
