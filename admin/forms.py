@@ -12,6 +12,7 @@ from wtforms import (
     StringField,
     SubmitField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -39,7 +40,7 @@ class StaffForm(Form):
     )
     roles = MultiCheckbox(
         _l("役割"),
-        choices=[(r.value, ROLE_LABELS[r]) for r in Role],
+        choices=[SelectChoice(r.value, ROLE_LABELS[r]) for r in Role],
         validators=[DataRequired(_l("役割を1つ以上選んでください。"))],
     )
     venue_id = SelectField(_l("担当会場（会場担当のみ）"), coerce=lambda v: int(v) if v else None)

@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, select
+from wtforms.fields.choices import SelectChoice
 
 from madoguchi import access, audit, audit_report, auth, dates, venues
 from madoguchi.audit import AuditTag
@@ -36,7 +37,9 @@ def _staff_or_404(staff_id: int) -> Staff:
 
 
 def _venue_choices(form: StaffForm) -> None:
-    form.venue_id.choices = [("", _("（なし）"))] + [(v.id, v.display_name) for v in venues.all_venues()]
+    form.venue_id.choices = [SelectChoice("", _("（なし）"))] + [
+        SelectChoice(str(v.id), v.display_name) for v in venues.all_venues()
+    ]
 
 
 @bp.get("/staff")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from wtforms import HiddenField, RadioField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from madoguchi import dates, normalize, numbers
@@ -133,7 +134,7 @@ class RegisterForm(ContactForm):
     birth_date = IdentifyForm.birth_date
     sex = RadioField(
         _l("性別"),
-        choices=[(s, s) for s in SEXES],
+        choices=[SelectChoice(s, s) for s in SEXES],
         validators=[DataRequired(REQUIRED["sex"])],
         description=_l("住民票の記載のとおりに選んでください。"),
     )

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from wtforms.fields.choices import SelectChoice
 
 from madoguchi import applicants, booking, dates, guidance, numbers, venues
 from madoguchi.errors import (
@@ -177,7 +178,7 @@ def venue():
     choices = route.candidates or tuple(v.code for v in venues.all_venues())
     options = [venues.by_code(code) for code in choices]
     form = VenueChoiceForm()
-    form.venue.choices = [(v.code, v.display_name) for v in options if v is not None]
+    form.venue.choices = [SelectChoice(v.code, v.display_name) for v in options if v is not None]
     if form.validate_on_submit():
         applicants.assign_venue(applicant, form.venue.data)
         return redirect(url_for(".slots"))
