@@ -1,31 +1,21 @@
-"""Back office (R7): staff registry, access log and its analysis, venue lists."""
+"""Staff registry (R7.3): accounts, roles, venue scope, duty period; printable list."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from wtforms.fields.choices import SelectChoice
 
-from madoguchi import access, audit, audit_report, auth, dates, venues
+from madoguchi import audit, auth, dates, venues
 from madoguchi.audit import AuditTag
 from madoguchi.extensions import db
-from madoguchi.models import AuditEntry, Booking, Slot, Staff, Venue
+from madoguchi.models import Staff
 from madoguchi.permissions import ROLE_LABELS, Permission, Role
 from staffweb.guard import remote_addr, requires
 
-from .forms import AuditFilterForm, StaffForm
-
-bp = Blueprint("admin", __name__)
-PAGE = 100
-
-
-@bp.get("/")
-@requires(Permission.SIGNED_IN)
-def home():
-    return render_template("admin/home.html", venues=venues.all_venues())
+from ..forms import StaffForm
+from . import bp
 
 
 # ---- staff registry (R7.3) --------------------------------------------------------------------
@@ -159,122 +149,3 @@ def staff_reset_mfa(staff_id: int):
     )
     flash(_("二要素認証をリセットしました。次回のサインインで再登録になります。"), "info")
     return redirect(url_for(".staff_edit", staff_id=staff.id))
-
-
-# ---- access log (R7.4) ------------------------------------------------------------------------
-def _day_bounds(form: AuditFilterForm):
-    today = dates.now().astimezone(dates.TOKYO).date()
-    since = form.since.data or today - timedelta(days=7)
-    until = form.until.data or today
-    return (
-        datetime.combine(since, time(0), tzinfo=dates.TOKYO),
-        datetime.combine(until + timedelta(days=1), time(0), tzinfo=dates.TOKYO),
-    )
-
-
-@bp.get("/audit")
-@requires(Permission.AUDIT_READ)
-def audit_log():
-    form = AuditFilterForm(request.args)
-    form.validate()
-    since, until = _day_bounds(form)
-    query = select(AuditEntry).where(AuditEntry.at >= since, AuditEntry.at < until)
-    if form.login_id.data:
-        query = query.where(AuditEntry.login_id == form.login_id.data)
-    if form.action.data:
-        query = query.where(AuditEntry.action == form.action.data)
-    entries = db.session.scalars(query.order_by(AuditEntry.id.desc()).limit(PAGE)).all()
-    audit.record(AuditTag.AUDIT_VIEWED, staff=g.staff, remote_addr=remote_addr(), count=len(entries))
-    return render_template("admin/audit_log.html", form=form, entries=entries, tags=list(AuditTag))
-
-
-@bp.get("/audit/report")
-@requires(Permission.AUDIT_READ)
-def audit_analysis():
-    form = AuditFilterForm(request.args)
-    form.validate()
-    since, until = _day_bounds(form)
-    flags = audit_report.analyse(since, until)
-    audit.record(AuditTag.AUDIT_REPORT_VIEWED, staff=g.staff, remote_addr=remote_addr(), flags=len(flags))
-    return render_template("admin/audit_report.html", form=form, flags=flags, since=since, until=until)
-
-
-@bp.get("/audit/verify")
-@requires(Permission.AUDIT_READ)
-def audit_verify():
-    result = audit.verify()
-    audit.record(
-        AuditTag.AUDIT_VERIFIED,
-        staff=g.staff,
-        remote_addr=remote_addr(),
-        ok=result.ok,
-        checked=result.checked,
-        first_bad_id=result.first_bad_id,
-    )
-    return render_template("admin/audit_verify.html", result=result)
-
-
-# ---- venue lists (R6.1, scoped by R7.2) ---------------------------------------------------------
-@bp.get("/venues/<int:venue_id>/bookings")
-@requires(Permission.VENUE_LIST)
-def venue_bookings(venue_id: int):
-    venue = db.session.get(Venue, venue_id)
-    if venue is None or not access.may_see_venue(g.staff, venue_id):
-        abort(404)  # another venue's list does not exist for this person
-    try:
-        day = datetime.strptime(request.args.get("day", ""), "%Y-%m-%d").date()
-    except ValueError:
-        day = dates.now().astimezone(dates.TOKYO).date()
-    start = datetime.combine(day, time(0), tzinfo=dates.TOKYO)
-    rows = db.session.scalars(
-        select(Booking)
-        .join(Slot, Booking.slot_id == Slot.id)
-        .where(
-            Slot.venue_id == venue_id,
-            Slot.starts_at >= start,
-            Slot.starts_at < start + timedelta(days=1),
-            Booking.status != "cancelled",
-        )
-        .order_by(Slot.starts_at)
-    ).all()
-    audit.record(
-        AuditTag.BOOKING_LISTED,
-        staff=g.staff,
-        subject_type="venue",
-        subject_id=venue_id,
-        remote_addr=remote_addr(),
-        day=day.isoformat(),
-        count=len(rows),
-    )
-    return render_template(
-        "admin/venue_bookings.html",
-        venue=venue,
-        day=day,
-        bookings=rows,
-        previous=day - timedelta(days=1),
-        following=day + timedelta(days=1),
-    )
-
-
-@bp.get("/bookings/<booking_id>")
-@requires(Permission.BOOKING_READ)
-def booking_detail(booking_id: str):
-    found = access.visible_booking(g.staff, booking_id)
-    if found is None:
-        audit.record(
-            AuditTag.BOOKING_VIEWED,
-            staff=g.staff,
-            subject_type="booking",
-            subject_id=booking_id[:64],
-            result="denied",
-            remote_addr=remote_addr(),
-        )
-        abort(404)
-    audit.record(
-        AuditTag.BOOKING_VIEWED,
-        staff=g.staff,
-        subject_type="booking",
-        subject_id=found.id,
-        remote_addr=remote_addr(),
-    )
-    return render_template("admin/booking.html", booking=found, applicant=found.applicant, slot=found.slot)
