@@ -37,6 +37,15 @@ class AuditTag(enum.StrEnum):
     BOOKING_VIEWED = "booking:viewed"
     BOOKING_LISTED = "booking:listed"
     BOOKING_SEARCHED = "booking:searched"
+    CHECKIN_LOOKUP = "checkin:looked_up"  # a number scanned or typed at a venue
+    OUTCOME_RECORDED = "booking:outcome_recorded"  # arrived / handed over / no-show / postponed
+    OUTCOME_UNDONE = "booking:outcome_undone"
+    UNCOLLECTED_LISTED = "booking:uncollected_listed"
+    LEDGER_EXPORTED = "export:shipping_ledger"
+    NOTICES_EXPORTED = "export:reissue_notices"
+    LABELS_EXPORTED = "export:address_labels"
+    LOGISTICS_RECORDED = "logistics:recorded"
+    LOGISTICS_CORRECTED = "logistics:corrected"
     STAFF_CREATED = "staff:created"
     STAFF_UPDATED = "staff:updated"
     STAFF_MFA_RESET = "staff:mfa_reset"

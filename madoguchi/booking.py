@@ -1,6 +1,6 @@
 """THE booking service (R1). Every channel — web, phone, FAX, counter — books through here.
 
-Capacity: ``Slot.taken`` changes only through ``_take_place`` / ``_give_back_place``. Taking a place
+Capacity: ``Slot.taken`` changes only through ``take_place`` / ``give_back_place`` (also used by check-in). Taking a place
 is one conditional UPDATE (``taken = taken + 1 WHERE taken < capacity``) whose row count decides;
 with the CHECK constraint on the table this holds on SQLite and PostgreSQL under any concurrency
 (PITFALLS: capacity and concurrency). Holds count in ``taken`` and lapse by themselves: an expired
@@ -61,7 +61,7 @@ def atomic(operation):
 
 
 # ---- capacity -----------------------------------------------------------------------------
-def _take_place(slot_id: int, now: datetime) -> None:
+def take_place(slot_id: int, now: datetime) -> None:
     for attempt in range(2):
         result = db.session.execute(
             update(Slot)
@@ -76,7 +76,7 @@ def _take_place(slot_id: int, now: datetime) -> None:
     raise SlotFull(f"slot {slot_id} is full")
 
 
-def _give_back_place(slot_id: int, count: int = 1) -> None:
+def give_back_place(slot_id: int, count: int = 1) -> None:
     db.session.execute(
         update(Slot)
         .where(Slot.id == slot_id)
@@ -100,7 +100,7 @@ def _release_expired_holds(slot_id: int, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     if result.rowcount:
-        _give_back_place(slot_id, result.rowcount)
+        give_back_place(slot_id, result.rowcount)
     return result.rowcount
 
 
@@ -181,9 +181,9 @@ def hold(applicant: Applicant, slot_id: int, *, now: datetime | None = None) -> 
                     delete(Hold).where(Hold.id == existing.id).execution_options(synchronize_session=False)
                 ).rowcount
                 if released:
-                    _give_back_place(existing.slot_id)
+                    give_back_place(existing.slot_id)
                 db.session.expunge(existing)
-            _take_place(slot_id, now)
+            take_place(slot_id, now)
             new = Hold(
                 id=new_row_id(),
                 slot_id=slot_id,
@@ -209,7 +209,7 @@ def release_hold(applicant: Applicant) -> None:
         delete(Hold).where(Hold.id == existing.id).execution_options(synchronize_session=False)
     ).rowcount
     if released:
-        _give_back_place(existing.slot_id)
+        give_back_place(existing.slot_id)
     db.session.expunge(existing)
 
 
@@ -281,7 +281,7 @@ def book(
     release_hold(applicant)
     try:
         with db.session.begin_nested():
-            _take_place(slot_id, now)
+            take_place(slot_id, now)
             booking = _insert_booking(applicant, slot_id, actor=actor, request_key=request_key, now=now)
     except IntegrityError:
         done = _by_request_key(request_key)
@@ -320,9 +320,9 @@ def _move(booking: Booking, slot_id: int, *, actor: Actor, now, request_key, pla
     if booking.slot_id == slot_id:
         raise SameSlot("the booking is already in this slot")
     if not place_taken:
-        _take_place(slot_id, now)
+        take_place(slot_id, now)
     old_slot = booking.slot_id
-    _give_back_place(old_slot)
+    give_back_place(old_slot)
     booking.slot_id = slot_id
     booking.updated_at = now
     booking.request_key = request_key
@@ -341,7 +341,7 @@ def cancel(booking: Booking, *, actor: Actor, now: datetime | None = None) -> Bo
         raise NotChangeable("only a booked, not yet attended booking can be cancelled")
     locked.status = Status.CANCELLED.value
     locked.updated_at = now
-    _give_back_place(locked.slot_id)
+    give_back_place(locked.slot_id)
     _record(locked, "cancelled", actor, now, from_slot=locked.slot_id)
     db.session.flush()
     notify.queue_booking_message(locked, "booking_cancelled")

@@ -46,6 +46,8 @@ def load(overrides: dict | None = None) -> dict:
         "CITY_NAME": os.environ.get("MADOGUCHI_CITY_NAME", "江東区"),
         "CALL_CENTER_PHONE": os.environ.get("MADOGUCHI_CALL_CENTER_PHONE", "03-0000-0000"),
         "CALL_CENTER_HOURS": os.environ.get("MADOGUCHI_CALL_CENTER_HOURS", "平日 8:30〜17:15"),
+        # The residents' booking site, as printed on notices.
+        "RESIDENTS_URL": os.environ.get("MADOGUCHI_RESIDENTS_URL", "http://127.0.0.1:8000/"),
         # A resident who is not on the city's roster may register with the minimal fields (R3.1).
         "ROSTER_REQUIRED": _bool("MADOGUCHI_ROSTER_REQUIRED", False),
         "HOLD_MINUTES": int(os.environ.get("MADOGUCHI_HOLD_MINUTES", "10")),

@@ -110,6 +110,7 @@ DEMO_STAFF = (
     ("supervisor", "指導 陽子", "コールセンター", ("supervisor",), None),
     ("venue-honchosha", "本庁 健", "本庁舎会場", ("venue_staff",), "honchosha"),
     ("venue-toyosu", "豊洲 美咲", "豊洲会場", ("venue_staff",), "toyosu"),
+    ("logistics", "物流 次郎", "事務センター", ("logistics",), None),
 )
 
 

@@ -11,7 +11,9 @@ class Permission(enum.StrEnum):
     BOOKING_SEARCH = "booking:search"  # search by number, phone, kana, birth date
     BOOKING_WRITE = "booking:write"  # book, change, cancel for a resident
     VENUE_LIST = "venue:list"  # a venue's list of the day (scoped to the staff's venue)
-    VENUE_CHECKIN = "venue:checkin"
+    VENUE_CHECKIN = "venue:checkin"  # record arrived / handed over / no-show / postponed, and undo
+    LEDGER_PRINT = "ledger:print"  # 各会場送付台帳 and re-issue notices (PDFs with personal data)
+    LOGISTICS = "logistics:count"  # record and correct notice and card counts; see the balances
     FAX_INTAKE = "fax:intake"
     CALL_STATS = "call:stats"
     STAFF_READ = "staff:read"  # the staff registry
@@ -27,6 +29,7 @@ class Role(enum.StrEnum):
     VENUE_STAFF = "venue_staff"
     ADMINISTRATOR = "administrator"
     AUDITOR = "auditor"
+    LOGISTICS = "logistics"
 
 
 ROLE_LABELS = {
@@ -36,6 +39,7 @@ ROLE_LABELS = {
     Role.VENUE_STAFF: "会場担当",
     Role.ADMINISTRATOR: "システム管理者",
     Role.AUDITOR: "監査担当",
+    Role.LOGISTICS: "物流・事務センター担当",
 }
 
 P = Permission
@@ -48,7 +52,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
         {P.SIGNED_IN, P.FAX_INTAKE, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE}
     ),
     # Venue staff see only their own venue's bookings: enforced where a booking is loaded.
-    Role.VENUE_STAFF: frozenset({P.SIGNED_IN, P.VENUE_LIST, P.VENUE_CHECKIN, P.BOOKING_READ}),
+    Role.VENUE_STAFF: frozenset({P.SIGNED_IN, P.VENUE_LIST, P.VENUE_CHECKIN, P.BOOKING_READ, P.LEDGER_PRINT}),
+    # The logistics desk ships cards to every venue and prints their ledgers and notices (R6.2–R6.4).
+    Role.LOGISTICS: frozenset({P.SIGNED_IN, P.VENUE_LIST, P.LEDGER_PRINT, P.LOGISTICS}),
     # Administrators manage accounts and settings; they see no personal data through that role.
     Role.ADMINISTRATOR: frozenset({P.SIGNED_IN, P.STAFF_READ, P.STAFF_MANAGE}),
     # Auditors read logs and reports; no personal data unless also given another role.

@@ -3,12 +3,14 @@
 from .applicants import SEXES, SOURCES, Applicant, LookupFailure
 from .audit import AuditChainHead, AuditEntry
 from .bookings import LIVE, Booking, BookingEvent, Channel, Hold, Status
+from .logistics import PER_VENUE, LogisticsEntry, LogisticsKind
 from .messages import OutboundMessage
 from .staff import RecoveryCode, Staff, StaffSession
 from .venues import Slot, SpecialOpening, Venue
 
 __all__ = [
     "LIVE",
+    "PER_VENUE",
     "SEXES",
     "SOURCES",
     "Applicant",
@@ -18,6 +20,8 @@ __all__ = [
     "BookingEvent",
     "Channel",
     "Hold",
+    "LogisticsEntry",
+    "LogisticsKind",
     "LookupFailure",
     "OutboundMessage",
     "RecoveryCode",

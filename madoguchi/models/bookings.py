@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -27,6 +27,9 @@ class Status(enum.StrEnum):
     HANDED_OVER = "handed_over"
     CANCELLED = "cancelled"
     NO_SHOW = "no_show"
+    # Came (or called the venue) but will collect another day, e.g. a missing identity document:
+    # the booking ends and the resident books again.
+    POSTPONED = "postponed"
 
 
 # A live booking holds a place; one live booking per 予約管理番号 (R1.3).
@@ -102,5 +105,11 @@ class BookingEvent(db.Model):
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     from_slot_id: Mapped[int | None] = mapped_column(Integer)
     to_slot_id: Mapped[int | None] = mapped_column(Integer)
+    # Venue outcomes (R6.1) record the status they left and the one they set, so an undo knows
+    # what to restore; an undo names its reason by code (never free text: no personal value).
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    undone: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     booking: Mapped[Booking] = relationship(back_populates="events")
