@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 
 from . import dates
 from .booking import atomic
+from .crypto import new_row_id
 from .errors import DomainError
 from .extensions import db
 from .models import PER_VENUE, Booking, LogisticsEntry, LogisticsKind, Slot, Status, Venue
@@ -39,6 +40,7 @@ def record(
 ) -> LogisticsEntry:
     _check(kind, quantity, venue_id)
     entry = LogisticsEntry(
+        id=new_row_id(),
         kind=kind.value,
         quantity=quantity,
         day=day,
@@ -66,6 +68,7 @@ def correct(
         raise CountRejected("only an entry in force can be corrected")
     _check(LogisticsKind(old.kind), quantity, old.venue_id)
     entry = LogisticsEntry(
+        id=new_row_id(),
         kind=old.kind,
         quantity=quantity,
         day=old.day,

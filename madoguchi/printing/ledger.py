@@ -88,7 +88,7 @@ def shipping_ledger(
     fonts.register()
     for row in rows:
         _check_number(row.number)
-    ordered = sorted(rows, key=lambda r: (dates.utc(r.slot_start), r.number))
+    ordered = sorted(rows, key=lambda r: (r.slot_start.replace(tzinfo=None), r.number))
     header = _Header(
         city_name=city_name,
         venue_name=venue_name,
