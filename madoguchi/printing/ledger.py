@@ -88,7 +88,7 @@ def shipping_ledger(
     fonts.register()
     for row in rows:
         _check_number(row.number)
-    ordered = sorted(rows, key=lambda r: (r.slot_start.replace(tzinfo=None), r.number))
+    ordered = sorted(rows, key=lambda r: (dates.utc(r.slot_start), r.number))
     header = _Header(
         city_name=city_name,
         venue_name=venue_name,
@@ -402,7 +402,9 @@ class _LedgerCanvas(Canvas):
         self.drawString(left, y, f"{TITLE}　{SET_MARKS[kind]}")
         self.drawCentredString(PAGE_WIDTH / 2, y, f"{page} / {pages} ページ")
         count = f"このページ {len(rows)} 件"
-        if rows:
+        if len(rows) == 1:
+            count += f"（No. {rows[0]}）"
+        elif rows:
             count += f"（No. {min(rows)} 〜 {max(rows)}）"
         self.drawRightString(right, y, count)
         self.restoreState()

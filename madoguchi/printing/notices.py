@@ -190,7 +190,9 @@ def _place(canvas: Canvas, flowable: Flowable, x: float, top: float, width: floa
     flowable.drawOn(canvas, x, top - used)
 
 
-def _addressee(notice: Notice, st: dict[str, ParagraphStyle], *, postal_style: str, address_style: str, name_style: str) -> list[Flowable]:
+def _addressee(
+    notice: Notice, st: dict[str, ParagraphStyle], *, postal_style: str, address_style: str, name_style: str
+) -> list[Flowable]:
     parts: list[Flowable] = []
     code = postal(notice.postal_code)
     if code:
@@ -250,7 +252,9 @@ def _draw_notice(canvas: Canvas, notice: Notice, contact: Contact, issued_on: da
     top -= ZONE_VENUE + ZONE_GAP
 
     # 注意事項.
-    notes = [Paragraph("注意事項", st["label"])] + [Paragraph(f"・{escape(text)}", st["note"]) for text in NOTES]
+    notes = [Paragraph("注意事項", st["label"])] + [
+        Paragraph(f"・{escape(text)}", st["note"]) for text in NOTES
+    ]
     _place(canvas, _fit(notes, width, ZONE_NOTES), x, top, width, ZONE_NOTES)
     top -= ZONE_NOTES + ZONE_GAP
 
@@ -263,7 +267,8 @@ def _draw_notice(canvas: Canvas, notice: Notice, contact: Contact, issued_on: da
     contact_lines = [
         Paragraph(f"問合せ先　{escape(contact.city_name)} 個人番号カード コールセンター", st["contact"]),
         Paragraph(
-            f"電話 {escape(contact.call_center_phone)}　受付時間 {escape(contact.call_center_hours)}", st["contact"]
+            f"電話 {escape(contact.call_center_phone)}　受付時間 {escape(contact.call_center_hours)}",
+            st["contact"],
         ),
         Paragraph(f"予約サイト {escape(contact.web_url)}", st["contact"]),
     ]
@@ -317,6 +322,8 @@ def _draw_label(canvas: Canvas, notice: Notice, slot: int, st: dict) -> None:
     canvas.setFont(fonts.GOTHIC, 6.5)
     canvas.setFillColor(_SOFT)
     canvas.drawRightString(
-        x + width, top - LABEL_HEIGHT + LABEL_PADDING_Y, f"予約管理番号 {numbers.display(number=notice.number)}"
+        x + width,
+        top - LABEL_HEIGHT + LABEL_PADDING_Y,
+        f"予約管理番号 {numbers.display(number=notice.number)}",
     )
     canvas.setFillColor(_INK)

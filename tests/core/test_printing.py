@@ -178,14 +178,20 @@ def test_ledger_is_a4_and_lists_every_number_name_and_address(tmp_path):
 
 def test_ledger_rows_are_sorted_by_slot_then_number(tmp_path):
     """R6.2: rows come out by 予約日時 then 予約管理番号, whatever order (and time zone) they came in."""
-    rows = _rows(24)
-    # The same instant written in UTC must sort with its Tokyo peers, not by wall-clock digits.
-    rows.append(
-        LedgerRow(datetime(2026, 11, 24, 0, 0, tzinfo=UTC), numbers.make("00000000000"), "早朝 一番", "江東区1")
+    rows = _rows(40)  # slots 09:00 to 13:30
+    # Instants written in UTC sort with their Tokyo peers, not by their wall-clock digits:
+    # 00:00Z is 09:00 in Tokyo (first slot, smallest number), 03:15Z is 12:15 (mid-list).
+    utc_first = LedgerRow(
+        datetime(2026, 11, 24, 0, 0, tzinfo=UTC), numbers.make("00000000000"), "早朝 一番", "江東区1"
     )
+    utc_noon = LedgerRow(
+        datetime(2026, 11, 24, 3, 15, tzinfo=UTC), numbers.make("00000000001"), "正午 二番", "江東区2"
+    )
+    rows += [utc_noon, utc_first]
     path = _ledger(tmp_path, rows)
     expected = sorted(rows, key=lambda r: (r.slot_start, r.number))
-    assert expected[0].number == numbers.make("00000000000")  # 09:00 Tokyo, smallest number
+    assert expected[0] == utc_first
+    assert 0 < expected.index(utc_noon) < len(expected) - 1
     raw = _text(path, "-raw")
     original = raw.split("控え（会場保管用）")[0]
     positions = [original.index(numbers.display(r.number)) for r in expected]
@@ -242,6 +248,18 @@ def test_ledger_numbers_pages_per_set_and_totals(tmp_path):
         assert "送付日" in last and "受領日" in last
 
 
+def test_ledger_closing_block_never_stands_alone(tmp_path):
+    """R6.2: whatever the row count, the last page of each set shows rows as well as 合計 and signatures."""
+    # The closing block is pushed off a page when the rows almost fill it: probe counts around one full page.
+    full_page = int(re.search(r"このページ (\d+) 件", _pages_text(_ledger(tmp_path, _rows(60)))[0]).group(1))
+    for count in range(full_page - 4, full_page + 2):
+        pages = _pages_text(_ledger(tmp_path, _rows(count)))
+        for part in _sets(pages):
+            assert f"合計 {count} 件" in part[-1]
+            m = re.search(r"このページ (\d+) 件", part[-1])
+            assert m and int(m.group(1)) > 0, count
+
+
 def test_ledger_120_rows_paginate_with_repeated_header_row(tmp_path):
     """R6.2: 120 rows run over several A4 pages; the column header row is repeated on each page."""
     rows = _rows(120)
@@ -265,20 +283,27 @@ def test_ledger_wraps_long_address_and_name_without_cutting(tmp_path):
     address = address[:120]
     assert len(address) == 120
     name = "寿限無寿限無五劫の擦り切れ海砂利水魚の水行末雲来末風来末食う寝る処に住む処"
-    rows = [*_rows(5), LedgerRow(datetime(2026, 11, 24, 9, 0, tzinfo=dates.TOKYO), _number(99), name, address)]
+    rows = [
+        *_rows(5),
+        LedgerRow(datetime(2026, 11, 24, 9, 0, tzinfo=dates.TOKYO), _number(99), name, address),
+    ]
     path = _ledger(tmp_path, rows)
     raw = _compact(_text(path, "-raw"))
     assert raw.count(address) == 2  # once per set, complete
     assert raw.count(name) == 2
     width, height = _page_size(path)
     for _, x_min, y_min, x_max, y_max, text in _words(path):
-        assert 0 < x_min and x_max < width - 20, text
-        assert 0 < y_min and y_max < height - 20, text
+        assert x_min >= 30 and x_max <= width - 30, text  # inside the 12 mm side margins
+        assert y_min >= 25 and y_max <= height - 25, text  # inside the 10 mm top/bottom margins
 
 
 def test_ledger_escapes_markup_in_personal_text(tmp_path):
     """R6.2: names and addresses are printed literally, even with characters that look like markup."""
-    rows = [LedgerRow(datetime(2026, 11, 24, 9, 0, tzinfo=dates.TOKYO), _number(3), "A&B <b>C</b>", "1-2-3 <x> & y")]
+    rows = [
+        LedgerRow(
+            datetime(2026, 11, 24, 9, 0, tzinfo=dates.TOKYO), _number(3), "A&B <b>C</b>", "1-2-3 <x> & y"
+        )
+    ]
     raw = _text(_ledger(tmp_path, rows), "-raw")
     assert "A&B <b>C</b>" in raw
     assert "1-2-3 <x> & y" in raw
@@ -302,7 +327,12 @@ def test_ledger_refuses_malformed_numbers():
     row = LedgerRow(datetime(2026, 11, 24, 9, 0, tzinfo=dates.TOKYO), "1234-5678-9012", "江東 太郎", "江東区")
     with pytest.raises(ValueError, match="12"):
         shipping_ledger(
-            venue_name=VENUE, first_day=FIRST_DAY, last_day=LAST_DAY, rows=[row], printed_at=PRINTED_AT, city_name=CITY
+            venue_name=VENUE,
+            first_day=FIRST_DAY,
+            last_day=LAST_DAY,
+            rows=[row],
+            printed_at=PRINTED_AT,
+            city_name=CITY,
         )
 
 
@@ -395,7 +425,8 @@ def test_notice_barcode_modules_and_quiet_zones(tmp_path):
     modules = 11 + 6 * 11 + 11 + 13  # start C, six digit pairs, check, stop
     module_px = (right - left) / modules
     assert module_px * 25.4 / dpi >= 0.33
-    assert notices_module.BAR_MODULE / 72 * 25.4 >= 0.33  # the design value itself
+    assert notices_module.BAR_MODULE / 72 * 25.4 >= 0.33  # the design values themselves
+    assert notices_module.BAR_QUIET >= 10 * notices_module.BAR_MODULE
     y = (position.top_left.y + position.bottom_left.y) // 2
     quiet = int(10 * module_px)
     gray = image.convert("L")
@@ -439,11 +470,15 @@ def test_labels_print_inside_the_label_cells(tmp_path):
         for column in range(n.LABEL_COLUMNS):
             x0 = n.LABEL_LEFT + column * (n.LABEL_WIDTH + n.LABEL_COLUMN_GAP)
             y0 = n.LABEL_TOP + row * (n.LABEL_HEIGHT + n.LABEL_ROW_GAP)  # from the top, like pdftotext
-            cells.append((x0 + 1 * mm, y0 + 1 * mm, x0 + n.LABEL_WIDTH - 1 * mm, y0 + n.LABEL_HEIGHT - 1 * mm))
+            cells.append(
+                (x0 + 1 * mm, y0 + 1 * mm, x0 + n.LABEL_WIDTH - 1 * mm, y0 + n.LABEL_HEIGHT - 1 * mm)
+            )
     used = set()
     for _, x_min, y_min, x_max, y_max, text in _words(path):
         inside = [
-            i for i, (a, b, c, d) in enumerate(cells) if a <= x_min and x_max <= c and b <= y_min and y_max <= d
+            i
+            for i, (a, b, c, d) in enumerate(cells)
+            if a <= x_min and x_max <= c and b <= y_min and y_max <= d
         ]
         assert inside, text
         used.add(inside[0])
