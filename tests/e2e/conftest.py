@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
 ]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
+TABLET = {"width": 1024, "height": 768}  # a tablet in landscape on a venue's counter
 HERE = Path(__file__).resolve().parent
 
 
@@ -192,6 +193,15 @@ def shot(page, name: str) -> Path:
 def staff_page(browser, admin_server, request):
     """A desktop browser on the back office (staff work at desks)."""
     context, page, problems = _open_page(browser, admin_server, request, DESKTOP)
+    yield page
+    context.close()
+    problems.check()
+
+
+@pytest.fixture
+def tablet_page(browser, admin_server, request):
+    """A tablet (1024×768, landscape) on the back office: the venue counter's check-in screen."""
+    context, page, problems = _open_page(browser, admin_server, request, TABLET)
     yield page
     context.close()
     problems.check()
