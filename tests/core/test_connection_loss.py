@@ -1,0 +1,67 @@
+"""A lost database connection (R9.1, R1.2): PostgreSQL restarts, a failover or an idle timeout kill
+the server side of pooled connections. The next request must get a fresh connection (pool
+pre-ping), and a booking whose connection dies before COMMIT must leave nothing behind."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from madoguchi import booking
+from madoguchi.extensions import begin_write, db
+from madoguchi.models import Applicant, Booking, Channel, Slot
+from tests.conftest import ON_POSTGRES, POSTGRES_URL
+from tests.factories import make_applicant, make_slot, make_venue
+
+pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="kills server connections: PostgreSQL only")
+
+
+def _kill_backends(pids: list[int]) -> None:
+    """Terminate server processes from another connection, as a DBA or a failover would."""
+    killer = create_engine(POSTGRES_URL)
+    with killer.begin() as conn:
+        for pid in pids:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar() is True
+    killer.dispose()
+
+
+def test_the_next_request_survives_killed_pooled_connections(app):
+    """R9.1: after the pooled connection is killed server-side, the next unit of work (a request's
+    app context) gets a live connection instead of an error (pool pre-ping)."""
+    with app.app_context():
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        db.session.commit()
+    _kill_backends([pid])
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Booking)) == 0
+        assert db.session.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+
+
+def test_a_booking_cut_off_before_commit_is_not_half_written(app):
+    """R1.2, standard 3: the connection dies between the booking's writes and COMMIT; the place is
+    not taken and no booking exists; booking again afterwards works."""
+    with app.app_context():
+        venue = make_venue()
+        slot_id = make_slot(venue, starts_in=timedelta(days=2)).id
+        applicant_id = make_applicant(venue).id
+        db.session.commit()
+
+    with app.app_context():
+        begin_write()
+        applicant = db.session.get(Applicant, applicant_id)
+        booking.book(applicant, slot_id, actor=booking.Actor(Channel.PHONE))
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        _kill_backends([pid])
+        with pytest.raises(Exception):  # noqa: B017 - the driver's error for a dead connection
+            db.session.commit()
+        db.session.rollback()
+
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Booking)) == 0
+        assert db.session.get(Slot, slot_id).taken == 0
+        applicant = db.session.get(Applicant, applicant_id)
+        made = booking.book(applicant, slot_id, actor=booking.Actor(Channel.PHONE))
+        db.session.commit()
+        assert made.status == "booked" and db.session.get(Slot, slot_id).taken == 1
