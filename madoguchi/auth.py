@@ -425,7 +425,7 @@ def update_staff(staff: Staff, *, actor: Staff | None, remote_addr: str = "", **
             remote_addr=remote_addr,
             changes=changed,
         )
-        if not staff.active or not staff.on_duty(dates.now().astimezone(dates.TOKYO).date()):
+        if not staff.active or not staff.on_duty(dates.today()):
             end_sessions_of(staff, "registry_change")
     db.session.flush()
     return list(changed)

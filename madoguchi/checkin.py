@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import select
 
@@ -78,11 +78,6 @@ class Found:
     booking: Booking | None = None
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(0), tzinfo=dates.TOKYO)
-    return start, start + timedelta(days=1)
-
-
 def find(venue_id: int, text: str, today: date) -> Found:
     """Look up the number a scanner typed (hyphens, full-width digits allowed).
 
@@ -102,16 +97,20 @@ def find(venue_id: int, text: str, today: date) -> Found:
     ).first()
     if booking is None:
         return Found(Match.NOT_BOOKED, number)
+    return Found(match_of(booking, venue_id, today), number, booking)
+
+
+def match_of(booking: Booking, venue_id: int, today: date) -> Match:
     if booking.slot.venue_id != venue_id:
-        return Found(Match.OTHER_VENUE, number, booking)
+        return Match.OTHER_VENUE
     if dates.tokyo(booking.slot.starts_at).date() != today:
-        return Found(Match.OTHER_DAY, number, booking)
-    return Found(Match.TODAY, number, booking)
+        return Match.OTHER_DAY
+    return Match.TODAY
 
 
 def todays_bookings(venue_id: int, day: date) -> list[Booking]:
-    """The day's list for a venue, by time then number order of entry; cancelled ones left out."""
-    start, end = day_bounds(day)
+    """A venue's list for one day, by time then order of entry; cancelled ones left out."""
+    start, end = dates.day_bounds(day)
     return list(
         db.session.scalars(
             select(Booking)

@@ -134,7 +134,7 @@ def slots_group():
 @click.option("--weeks", default=4, show_default=True)
 def slots_generate(weeks: int):
     begin_write()
-    today = dates.now().astimezone(dates.TOKYO).date()
+    today = dates.today()
     created = sum(
         venues.generate_slots(v, today, today + timedelta(weeks=weeks)) for v in venues.all_venues()
     )
@@ -245,7 +245,7 @@ def audit_report_command(days: int):
     """The daily analysis: bulk viewing, off-hours, off-duty, failed sign-ins, large searches."""
     from datetime import datetime, time
 
-    today = dates.now().astimezone(dates.TOKYO).date()
+    today = dates.today()
     since = datetime.combine(today - timedelta(days=days), time(0), tzinfo=dates.TOKYO)
     until = datetime.combine(today + timedelta(days=1), time(0), tzinfo=dates.TOKYO)
     flags = audit_report.analyse(since, until)

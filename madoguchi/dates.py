@@ -125,3 +125,14 @@ def now() -> datetime:
     from flask import current_app
 
     return current_app.extensions["madoguchi.clock"].now()
+
+
+def today() -> date:
+    """Today in Tokyo by the application's clock."""
+    return now().astimezone(TOKYO).date()
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """A Tokyo day as [start, end) instants."""
+    start = datetime.combine(day, datetime.min.time(), tzinfo=TOKYO)
+    return start, start + timedelta(days=1)

@@ -85,7 +85,7 @@ def load(*, applicants: int = 300, weeks: int = 4, seed: int = 2026) -> list[tup
     """Create venues, slots and applicants. Returns a few (number, birth date) pairs to try."""
     rng = random.Random(seed)
     created = [ensure_venue(spec) for spec in KOTO_VENUES]
-    today = dates.now().astimezone(dates.TOKYO).date()
+    today = dates.today()
     # A 休日開庁 on the next Sunday at the main office, to show special openings.
     sunday = today + timedelta(days=(6 - today.weekday()) or 7)
     db.session.add(

@@ -13,7 +13,6 @@ from datetime import date, datetime
 from sqlalchemy import select
 
 from . import dates
-from .checkin import day_bounds
 from .extensions import db
 from .models import LIVE, Applicant, Booking, Slot, Status, Venue
 from .printing import LedgerRow, Notice
@@ -22,8 +21,8 @@ from .printing import LedgerRow, Notice
 def ledger_rows(venue_id: int, first: date, last: date) -> list[LedgerRow]:
     """The cards to send to a venue for bookings from ``first`` to ``last`` (Tokyo days), in slot
     then 予約管理番号 order (the order the venue works through its day)."""
-    start, _ = day_bounds(first)
-    _, end = day_bounds(last)
+    start, _ = dates.day_bounds(first)
+    _, end = dates.day_bounds(last)
     bookings = db.session.scalars(
         select(Booking)
         .join(Slot, Booking.slot_id == Slot.id)
@@ -74,21 +73,16 @@ def uncollected(venue_id: int, now: datetime, kinds: set[Uncollected]) -> list[t
 
 
 def _classify(bookings: list[tuple[str, datetime]], now: datetime) -> Uncollected | None:
-    statuses = {status for status, _ in bookings}
-    if Status.HANDED_OVER in statuses:
+    if any(status == Status.HANDED_OVER for status, _ in bookings):
         return None
-    upcoming = any(status in LIVE and starts_at >= _start_of_day(now) for status, starts_at in bookings)
-    if upcoming:
-        return None
+    start_of_today, _ = dates.day_bounds(dates.tokyo(now).date())
+    if any(status in LIVE and starts_at >= start_of_today for status, starts_at in bookings):
+        return None  # still to come
     missed = any(
-        status == Status.NO_SHOW or (status in LIVE and starts_at < _start_of_day(now))
+        status == Status.NO_SHOW or (status in LIVE and starts_at < start_of_today)
         for status, starts_at in bookings
     )
     return Uncollected.NO_SHOW if missed else Uncollected.NOT_BOOKED
-
-
-def _start_of_day(now: datetime) -> datetime:
-    return day_bounds(dates.tokyo(now).date())[0]
 
 
 def notice_for(applicant: Applicant, venue: Venue) -> Notice:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 from flask import g, render_template, request
 from sqlalchemy import select
@@ -22,13 +22,10 @@ PAGE = 100
 
 # ---- access log (R7.4) ------------------------------------------------------------------------
 def _day_bounds(form: AuditFilterForm):
-    today = dates.now().astimezone(dates.TOKYO).date()
+    today = dates.today()
     since = form.since.data or today - timedelta(days=7)
     until = form.until.data or today
-    return (
-        datetime.combine(since, time(0), tzinfo=dates.TOKYO),
-        datetime.combine(until + timedelta(days=1), time(0), tzinfo=dates.TOKYO),
-    )
+    return dates.day_bounds(since)[0], dates.day_bounds(until)[1]
 
 
 @bp.get("/audit")

@@ -18,7 +18,7 @@ from staffweb.guard import remote_addr, requires
 
 from ..forms import PeriodForm, UncollectedForm
 from . import bp
-from .venues import _today, _venue_in_scope
+from .venues import _venue_in_scope
 
 
 def _pdf(data: bytes, filename: str):
@@ -35,7 +35,7 @@ def ledger(venue_id: int):
     venue = _venue_in_scope(venue_id)
     form = PeriodForm()
     if request.method == "GET":
-        tomorrow = _today() + timedelta(days=1)
+        tomorrow = dates.today() + timedelta(days=1)
         form.first_day.data = form.first_day.data or tomorrow
         form.last_day.data = form.last_day.data or tomorrow
     if not form.validate_on_submit():
@@ -90,7 +90,7 @@ def uncollected(venue_id: int):
     if document in ("notices", "labels") and people:
         notices = [ledgers.notice_for(applicant, venue) for applicant, _ in people]
         if document == "notices":
-            data = printing.reissue_notices(notices, _contact(), issued_on=_today())
+            data = printing.reissue_notices(notices, _contact(), issued_on=dates.today())
             tag, name = AuditTag.NOTICES_EXPORTED, "reissue-notices"
         else:
             data = printing.address_labels(notices)
@@ -104,7 +104,7 @@ def uncollected(venue_id: int):
             kinds=sorted(kinds),
             count=len(notices),
         )
-        return _pdf(data, f"{name}-{venue.code}-{_today():%Y%m%d}.pdf")
+        return _pdf(data, f"{name}-{venue.code}-{dates.today():%Y%m%d}.pdf")
     audit.record(
         AuditTag.UNCOLLECTED_LISTED,
         staff=g.staff,

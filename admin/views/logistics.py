@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms.fields.choices import SelectChoice
 
-from madoguchi import audit, logistics, venues
+from madoguchi import audit, dates, logistics, venues
 from madoguchi.audit import AuditTag
 from madoguchi.extensions import db
 from madoguchi.models import LogisticsEntry, LogisticsKind
@@ -16,7 +16,6 @@ from staffweb.guard import remote_addr, requires
 
 from ..forms import CorrectionForm, CountForm
 from . import bp
-from .venues import _today
 
 KIND_LABELS = {
     LogisticsKind.NOTICES_RECEIVED: _l("交付通知書 区から受領"),
@@ -40,12 +39,13 @@ def _count_form(**kwargs) -> CountForm:
 
 
 def _page(form: CountForm):
+    history = logistics.entries()
     return render_template(
         "admin/logistics.html",
         form=form,
         result=logistics.reconcile(),
-        entries=logistics.entries(),
-        superseded={e.corrects_id for e in logistics.entries() if e.corrects_id},
+        entries=history,
+        superseded={e.corrects_id for e in history if e.corrects_id},
         kind_labels=KIND_LABELS,
     )
 
@@ -53,7 +53,7 @@ def _page(form: CountForm):
 @bp.get("/logistics", endpoint="logistics")
 @requires(Permission.LOGISTICS)
 def logistics_screen():
-    return _page(_count_form(formdata=None, day=_today()))
+    return _page(_count_form(formdata=None, day=dates.today()))
 
 
 @bp.post("/logistics")

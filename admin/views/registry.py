@@ -41,7 +41,7 @@ def staff_list():
         people=people,
         role_labels=ROLE_LABELS,
         Role=Role,
-        today=dates.now().astimezone(dates.TOKYO).date(),
+        today=dates.today(),
     )
 
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 
 from madoguchi import access, audit, checkin, dates, numbers
 from madoguchi.appbase import STATUS_LABELS
 from madoguchi.audit import AuditTag
 from madoguchi.extensions import db
-from madoguchi.models import Booking, Slot, Venue
+from madoguchi.models import Booking, Venue
 from madoguchi.permissions import Permission
 from staffweb.guard import remote_addr, requires
 
@@ -22,29 +21,23 @@ from ..forms import OutcomeForm, ScanForm, UndoForm
 from . import bp
 
 
+def _venue_in_scope(venue_id: int) -> Venue:
+    venue = db.session.get(Venue, venue_id)
+    if venue is None or not access.may_see_venue(g.staff, venue_id):
+        abort(404)  # another venue does not exist for this person
+    return venue
+
+
 # ---- venue lists (R6.1, scoped by R7.2) ---------------------------------------------------------
 @bp.get("/venues/<int:venue_id>/bookings")
 @requires(Permission.VENUE_LIST)
 def venue_bookings(venue_id: int):
-    venue = db.session.get(Venue, venue_id)
-    if venue is None or not access.may_see_venue(g.staff, venue_id):
-        abort(404)  # another venue's list does not exist for this person
+    venue = _venue_in_scope(venue_id)
     try:
         day = datetime.strptime(request.args.get("day", ""), "%Y-%m-%d").date()
     except ValueError:
-        day = dates.now().astimezone(dates.TOKYO).date()
-    start = datetime.combine(day, time(0), tzinfo=dates.TOKYO)
-    rows = db.session.scalars(
-        select(Booking)
-        .join(Slot, Booking.slot_id == Slot.id)
-        .where(
-            Slot.venue_id == venue_id,
-            Slot.starts_at >= start,
-            Slot.starts_at < start + timedelta(days=1),
-            Booking.status != "cancelled",
-        )
-        .order_by(Slot.starts_at)
-    ).all()
+        day = dates.today()
+    rows = checkin.todays_bookings(venue_id, day)
     audit.record(
         AuditTag.BOOKING_LISTED,
         staff=g.staff,
@@ -97,19 +90,8 @@ OUTCOME_DONE = {
 }
 
 
-def _venue_in_scope(venue_id: int) -> Venue:
-    venue = db.session.get(Venue, venue_id)
-    if venue is None or not access.may_see_venue(g.staff, venue_id):
-        abort(404)  # another venue does not exist for this person
-    return venue
-
-
-def _today():
-    return dates.now().astimezone(dates.TOKYO).date()
-
-
 def _checkin_page(venue: Venue, form: ScanForm, found: checkin.Found | None = None):
-    today = _today()
+    today = dates.today()
     bookings = checkin.todays_bookings(venue.id, today)
     audit.record(
         AuditTag.BOOKING_LISTED,
@@ -146,9 +128,7 @@ def checkin_screen(venue_id: int):
     if booking_id:
         booking = access.visible_booking(g.staff, booking_id[:64])
         if booking is not None and booking.slot.venue_id == venue.id:
-            match = checkin.Match.TODAY
-            if dates.tokyo(booking.slot.starts_at).date() != _today():
-                match = checkin.Match.OTHER_DAY
+            match = checkin.match_of(booking, venue.id, dates.today())
             found = checkin.Found(match, booking.applicant.reservation_number, booking)
             _audit_view(booking, match)
     return _checkin_page(venue, ScanForm(formdata=None), found)
@@ -174,7 +154,7 @@ def checkin_lookup(venue_id: int):
     if not form.validate():
         return _checkin_page(venue, form)
     try:
-        found = checkin.find(venue.id, form.number.data, _today())
+        found = checkin.find(venue.id, form.number.data, dates.today())
     except numbers.InvalidReservationNumber:
         form.number.errors = [_("予約管理番号が正しくありません。12桁の数字をもう一度確かめてください。")]
         return _checkin_page(venue, form)
@@ -210,7 +190,7 @@ def checkin_outcome(venue_id: int, booking_id: str):
         flash(_("記録する内容を選んでください。"), "error")
         return back
     outcome = checkin.Outcome(form.outcome.data)
-    other_day = dates.tokyo(booking.slot.starts_at).date() != _today()
+    other_day = dates.tokyo(booking.slot.starts_at).date() != dates.today()
     if other_day and not form.other_day.data:
         flash(
             _(

@@ -143,7 +143,9 @@ class PageProblems:
         assert not self.console_errors, f"console errors (CSP, failed loads): {self.console_errors}"
 
 
+@contextmanager
 def _open_page(browser, base_url, request, viewport):
+    """A fresh browser context on ``base_url``; on exit it closes and fails on what went wrong."""
     context = browser.new_context(
         base_url=base_url,
         viewport=viewport,
@@ -158,25 +160,23 @@ def _open_page(browser, base_url, request, viewport):
     shutil.rmtree(folder, ignore_errors=True)
     page._e2e_shots = {"folder": folder, "count": 0}  # read by shot()
     page._e2e_problems = problems  # read by allow_status()
-    return context, page, problems
+    yield page
+    context.close()
+    problems.check()
 
 
 @pytest.fixture
 def page(browser, live_server, request):
     """A fresh browser context per test, as a phone (390×844). ``page.goto("/")`` opens the app."""
-    context, page, problems = _open_page(browser, live_server, request, PHONE)
-    yield page
-    context.close()
-    problems.check()
+    with _open_page(browser, live_server, request, PHONE) as opened:
+        yield opened
 
 
 @pytest.fixture
 def desktop_page(browser, live_server, request):
     """The same on a desktop screen (1280×900)."""
-    context, page, problems = _open_page(browser, live_server, request, DESKTOP)
-    yield page
-    context.close()
-    problems.check()
+    with _open_page(browser, live_server, request, DESKTOP) as opened:
+        yield opened
 
 
 def shot(page, name: str) -> Path:
@@ -192,19 +192,15 @@ def shot(page, name: str) -> Path:
 @pytest.fixture
 def staff_page(browser, admin_server, request):
     """A desktop browser on the back office (staff work at desks)."""
-    context, page, problems = _open_page(browser, admin_server, request, DESKTOP)
-    yield page
-    context.close()
-    problems.check()
+    with _open_page(browser, admin_server, request, DESKTOP) as opened:
+        yield opened
 
 
 @pytest.fixture
 def tablet_page(browser, admin_server, request):
     """A tablet (1024×768, landscape) on the back office: the venue counter's check-in screen."""
-    context, page, problems = _open_page(browser, admin_server, request, TABLET)
-    yield page
-    context.close()
-    problems.check()
+    with _open_page(browser, admin_server, request, TABLET) as opened:
+        yield opened
 
 
 def allow_status(page, code: int) -> None:
