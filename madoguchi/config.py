@@ -75,6 +75,22 @@ def load(overrides: dict | None = None) -> dict:
         "RATELIMIT_STAFF_SIGNIN": os.environ.get(
             "MADOGUCHI_RATELIMIT_STAFF_SIGNIN", "20 per minute;200 per hour"
         ),
+        # Twilio (R4.2, SMS). Without an account SID, auth token and sender, SMS go to the outbox
+        # folder like e-mail, and voice webhooks are refused (no token to check their signature).
+        "TWILIO_ACCOUNT_SID": os.environ.get("MADOGUCHI_TWILIO_ACCOUNT_SID", ""),
+        "TWILIO_AUTH_TOKEN": os.environ.get("MADOGUCHI_TWILIO_AUTH_TOKEN", ""),
+        "TWILIO_FROM_NUMBER": os.environ.get("MADOGUCHI_TWILIO_FROM_NUMBER", ""),
+        # Where the REST API lives: Twilio's, or a gateway the city's network routes through.
+        "TWILIO_API_BASE_URL": os.environ.get("MADOGUCHI_TWILIO_API_BASE_URL", "https://api.twilio.com"),
+        # The public base URL Twilio calls the webhooks on; signatures are computed over it
+        # (PITFALLS: behind a TLS proxy Flask would otherwise see http://).
+        "TWILIO_WEBHOOK_BASE_URL": os.environ.get("MADOGUCHI_TWILIO_WEBHOOK_BASE_URL", ""),
+        # Where an incoming call is put through: a SIP URI of the operators' PBX, a phone number,
+        # or "client:NAME" for Twilio Voice SDK softphones.
+        "CALL_CENTER_OPERATOR_TARGET": os.environ.get(
+            "MADOGUCHI_CALL_CENTER_OPERATOR_TARGET", "client:operators"
+        ),
+        "SMS_OUTBOX_DIR": os.environ.get("MADOGUCHI_SMS_OUTBOX_DIR", str(ROOT / "outbox" / "sms")),
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "WTF_CSRF_TIME_LIMIT": 3600,

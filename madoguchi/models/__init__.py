@@ -3,12 +3,17 @@
 from .applicants import SEXES, SOURCES, Applicant, LookupFailure
 from .audit import AuditChainHead, AuditEntry
 from .bookings import LIVE, Booking, BookingEvent, Channel, Hold, Status
+from .calls import CALL_CATEGORY_LABELS, Call, CallCategory, CallRecording
 from .logistics import PER_VENUE, LogisticsEntry, LogisticsKind
 from .messages import OutboundMessage
 from .staff import RecoveryCode, Staff, StaffSession
 from .venues import Slot, SpecialOpening, Venue
 
 __all__ = [
+    "CALL_CATEGORY_LABELS",
+    "Call",
+    "CallCategory",
+    "CallRecording",
     "LIVE",
     "PER_VENUE",
     "SEXES",

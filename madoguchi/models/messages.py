@@ -29,6 +29,10 @@ class OutboundMessage(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The provider's id for the sent message (Twilio's Message SID), kept as proof of sending.
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    # A failed message waits until this time before the next attempt (backoff).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     recipient = EncryptedField()
     subject = EncryptedField()
