@@ -89,6 +89,18 @@ STATUS_LABELS = {
     Status.HANDED_OVER: _l("交付済み"),
     Status.CANCELLED: _l("取消し"),
     Status.NO_SHOW: _l("来庁なし"),
+    Status.POSTPONED: _l("後日受取"),
+}
+# A booking's history (BookingEvent.action).
+ACTION_LABELS = {
+    "booked": _l("予約"),
+    "changed": _l("日時の変更"),
+    "cancelled": _l("取消し"),
+    "venue:arrived": _l("会場で受付"),
+    "venue:handed_over": _l("カード交付"),
+    "venue:no_show": _l("来庁なし"),
+    "venue:postponed": _l("後日受取"),
+    "venue:undone": _l("会場記録の訂正"),
 }
 CHANNEL_LABELS = {
     Channel.WEB: _l("ウェブ"),
@@ -116,6 +128,7 @@ def _register_filters(app: Flask) -> None:
         reservation_number=numbers.display,
         booking_status=lambda value: STATUS_LABELS.get(value, value),
         booking_channel=lambda value: CHANNEL_LABELS.get(value, value),
+        booking_action=lambda value: ACTION_LABELS.get(value, value),
     )
 
 

@@ -44,6 +44,13 @@ class AuditTag(enum.StrEnum):
     LEDGER_EXPORTED = "export:shipping_ledger"
     NOTICES_EXPORTED = "export:reissue_notices"
     LABELS_EXPORTED = "export:address_labels"
+    BOOKING_MADE_BY_STAFF = "booking:booked_by_staff"  # an operator booked, changed or cancelled
+    CALL_TAKEN = "call:taken"
+    CALL_LOGGED = "call:logged"
+    CALL_STATS_VIEWED = "call:stats_viewed"
+    WEBHOOK_REJECTED = "telephony:webhook_rejected"  # a request without a valid Twilio signature
+    MESSAGES_VIEWED = "messages:undelivered_viewed"
+    MESSAGE_RETRIED = "messages:retried"
     LOGISTICS_RECORDED = "logistics:recorded"
     LOGISTICS_CORRECTED = "logistics:corrected"
     STAFF_CREATED = "staff:created"

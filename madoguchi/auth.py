@@ -307,9 +307,12 @@ def complete_session(session: StaffSession, *, remote_addr: str) -> None:
     record(AuditTag.SIGNED_IN, staff=session.staff, remote_addr=remote_addr, session=session.id)
 
 
-def load_session(token: str | None, *, remote_addr: str, now: datetime | None = None) -> StaffSession | None:
+def load_session(
+    token: str | None, *, remote_addr: str, now: datetime | None = None, touch: bool = True
+) -> StaffSession | None:
     """The live session for this cookie, or None. Ends sessions that are idle, too old, or whose
-    account may no longer work (disabled, out of its duty period)."""
+    account may no longer work (disabled, out of its duty period). ``touch=False`` for requests a
+    page makes by itself (the call pop-up feed): they must not keep an unattended screen signed in."""
     if not token:
         return None
     now = now or dates.now()
@@ -334,7 +337,8 @@ def load_session(token: str | None, *, remote_addr: str, now: datetime | None = 
     if reason:
         end_session(found, reason, now=now, remote_addr=remote_addr)
         return None
-    found.last_seen_at = now
+    if touch:
+        found.last_seen_at = now
     return found
 
 

@@ -15,7 +15,8 @@ class Permission(enum.StrEnum):
     LEDGER_PRINT = "ledger:print"  # 各会場送付台帳 and re-issue notices (PDFs with personal data)
     LOGISTICS = "logistics:count"  # record and correct notice and card counts; see the balances
     FAX_INTAKE = "fax:intake"
-    CALL_STATS = "call:stats"
+    CALL_STATS = "call:stats"  # all calls, the call log statistics (supervisors)
+    MESSAGES = "messages:manage"  # SMS and e-mail that could not be delivered: see and retry
     STAFF_READ = "staff:read"  # the staff registry
     STAFF_MANAGE = "staff:manage"
     AUDIT_READ = "audit:read"  # the access log and its analysis
@@ -46,7 +47,7 @@ P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OPERATOR: frozenset({P.SIGNED_IN, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE}),
     Role.SUPERVISOR: frozenset(
-        {P.SIGNED_IN, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE, P.CALL_STATS}
+        {P.SIGNED_IN, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE, P.CALL_STATS, P.MESSAGES}
     ),
     Role.FAX_INTAKE: frozenset(
         {P.SIGNED_IN, P.FAX_INTAKE, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, timedelta
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
-from madoguchi import applicants, booking, dates, guidance, numbers, venues
+from madoguchi import applicants, availability, booking, dates, guidance, numbers, venues
 from madoguchi.errors import (
     AlreadyBooked,
     HoldExpired,
@@ -27,7 +26,6 @@ from .forms import ConfirmForm, ContactForm, HoldForm, IdentifyForm, PlainForm, 
 
 bp = Blueprint("reservation", __name__)
 
-BOOKING_WEEKS = 4
 RESIDENT = booking.Actor.resident()
 
 
@@ -191,29 +189,15 @@ def slots():
     applicant = g.applicant
     if applicant.venue is None:
         return redirect(url_for(".venue"))
-    today = dates.now().astimezone(dates.TOKYO).date()
-    last_day = today + timedelta(weeks=BOOKING_WEEKS)
-    try:
-        first = date.fromisoformat(request.args.get("from", "")) if request.args.get("from") else today
-    except ValueError:
-        first = today
-    first = min(max(first, today), last_day)
-    days = [first + timedelta(days=i) for i in range(7) if first + timedelta(days=i) <= last_day]
-    day_slots = venues.slots_between(applicant.venue_id, days[0], days[-1])
-    left = booking.places_left([s.id for s in day_slots])
-    now = dates.now()
-    by_day = {day: [] for day in days}
-    for slot in day_slots:
-        if slot.starts_at > now:
-            by_day[dates.tokyo(slot.starts_at).date()].append((slot, left.get(slot.id, 0)))
+    shown = availability.week(applicant.venue, availability.parse_first_day(request.args.get("from")))
     live = booking.live_booking_for(applicant)
     return render_template(
         "reservation/slots.html",
         venue=applicant.venue,
-        by_day=by_day,
-        closed={day: venues.closed_reason(applicant.venue, day) for day in days},
-        previous=(first - timedelta(days=7)) if first > today else None,
-        following=(first + timedelta(days=7)) if first + timedelta(days=7) <= last_day else None,
+        by_day=shown.by_day,
+        closed=shown.closed,
+        previous=shown.previous,
+        following=shown.following,
         live=live,
         form=HoldForm(),
         hold_minutes=current_app.config["HOLD_MINUTES"],

@@ -28,6 +28,13 @@ def public(view):
     return view
 
 
+def background(view):
+    """A request the page makes by itself (polling, event streams): it does not count as activity,
+    so an unattended screen still times out (R7.1)."""
+    view.background = True
+    return view
+
+
 def remote_addr() -> str:
     return request.remote_addr or ""
 
@@ -50,13 +57,20 @@ def can(permission: Permission) -> bool:
 def install_guard(app: Flask) -> None:
     @app.before_request
     def _guard():
-        g.staff_session = auth.load_session(request.cookies.get(COOKIE), remote_addr=remote_addr())
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        g.staff_session = auth.load_session(
+            request.cookies.get(COOKIE),
+            remote_addr=remote_addr(),
+            touch=not getattr(view, "background", False),
+        )
         g.staff = g.staff_session.staff if g.staff_session and g.staff_session.mfa_passed else None
-        if request.endpoint is None or request.endpoint == "static":
+        if view is None or request.endpoint == "static":
             return None
-        view = app.view_functions[request.endpoint]
         if getattr(view, "public", False):
             return None
+        signed_in = g.staff_session is not None and g.staff_session.mfa_passed
+        if not signed_in and getattr(view, "background", False):
+            abort(401)  # a script asked: it shows "signed out" rather than following a redirect
         if g.staff_session is None:
             return redirect(url_for("auth.signin", next=request.full_path.rstrip("?")))
         if not g.staff_session.mfa_passed:

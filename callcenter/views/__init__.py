@@ -1,0 +1,9 @@
+"""Call-center console (R4): one blueprint, one module per capability."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("callcenter", __name__)
+
+from . import calls, console, messages  # noqa: E402, F401  (routes register on import)
