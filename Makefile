@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 RESIDENTS_PORT ?= 8000
+CALLCENTER_PORT ?= 8001
 ADMIN_PORT ?= 8002
 export MADOGUCHI_INSTANCE ?= $(CURDIR)/instance
 
@@ -25,11 +26,12 @@ run: install
 	@echo ""
 	@echo "  Madoguchi is running (SQLite: $(MADOGUCHI_INSTANCE)/madoguchi.sqlite3)"
 	@echo "  住民向け予約サイト (residents):   http://$(HOST):$(RESIDENTS_PORT)/"
+	@echo "  コールセンター (call center):     http://$(HOST):$(CALLCENTER_PORT)/   (operator / supervisor)"
 	@echo "  職員用 管理 (back office, staff): http://$(HOST):$(ADMIN_PORT)/   (demo accounts above; TOTP enrolment at first sign-in)"
 	@echo "  E-mails sent by the demo are written to ./outbox/ as .eml files."
 	@echo "  Stop with Ctrl+C."
 	@echo ""
-	HOST=$(HOST) RESIDENTS_PORT=$(RESIDENTS_PORT) ADMIN_PORT=$(ADMIN_PORT) scripts/serve
+	HOST=$(HOST) RESIDENTS_PORT=$(RESIDENTS_PORT) CALLCENTER_PORT=$(CALLCENTER_PORT) ADMIN_PORT=$(ADMIN_PORT) scripts/serve
 
 ## Debian packages the tests use (Chromium, Japanese fonts, PostgreSQL, poppler); as root only.
 system-deps:

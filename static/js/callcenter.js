@@ -35,7 +35,7 @@
       var button = document.createElement("button");
       button.type = "submit";
       button.className = "button button-primary take-call";
-      button.textContent = "応答する (A)";
+      button.textContent = "応答する (Enter / A)";
       form.appendChild(token);
       form.appendChild(button);
       item.appendChild(text);
@@ -43,7 +43,15 @@
       list.appendChild(item);
     });
     panel.appendChild(list);
+    var wasHidden = panel.hidden;
     panel.hidden = false;
+    // A new call: if the operator is not in the middle of typing something, put the focus on
+    // 応答 so that Enter answers. Never steal it from a note or a search being typed.
+    var active = document.activeElement;
+    var idle = !active || active === document.body || (active.id === "q" && !active.value);
+    if (wasHidden && idle) {
+      list.querySelector(".take-call").focus();
+    }
   }
 
   function watchCalls(panel) {
@@ -142,6 +150,9 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    // The console opens ready to type: the search box has the focus (unless errors need it).
+    var box = document.getElementById("q");
+    if (box && !document.getElementById("error-summary")) { box.focus(); }
     var panel = document.getElementById("incoming-calls");
     if (panel) { watchCalls(panel); }
     var calendar = document.querySelector(".cc-calendar[data-places]");

@@ -97,6 +97,25 @@ def admin_server(admin_app):
         yield url
 
 
+@pytest.fixture
+def callcenter_app(overrides):
+    """The call center on this test's database, CSRF on, with a Twilio auth token for webhooks."""
+    from callcenter import create_app
+    from madoguchi.extensions import db
+
+    app = create_app({**overrides, "TWILIO_AUTH_TOKEN": "e2e-twilio-auth-token"})
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def callcenter_server(callcenter_app):
+    with serving(callcenter_app) as url:
+        yield url
+
+
 # ---- the browser ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def browser():
@@ -200,6 +219,13 @@ def staff_page(browser, admin_server, request):
 def tablet_page(browser, admin_server, request):
     """A tablet (1024×768, landscape) on the back office: the venue counter's check-in screen."""
     with _open_page(browser, admin_server, request, TABLET) as opened:
+        yield opened
+
+
+@pytest.fixture
+def operator_page(browser, callcenter_server, request):
+    """A desktop browser on the call center (operators work at desks with a headset)."""
+    with _open_page(browser, callcenter_server, request, DESKTOP) as opened:
         yield opened
 
 
