@@ -1,9 +1,11 @@
 """One module per aggregate; importing this package registers every table."""
 
+from .admission import AdmissionPass, AdmissionRoom
 from .applicants import SEXES, SOURCES, Applicant, LookupFailure
 from .audit import AuditChainHead, AuditEntry
 from .bookings import LIVE, Booking, BookingEvent, Channel, Hold, Status
-from .calls import CALL_CATEGORY_LABELS, Call, CallCategory, CallRecording
+from .calls import CALL_CATEGORY_LABELS, Call, CallCategory, CallRecording, LegalBasis, RecordingProvision
+from .compliance import DeletionRecord, ExportRequest, ExportStatus, Incident, RosterImport
 from .logistics import PER_VENUE, LogisticsEntry, LogisticsKind
 from .messages import OutboundMessage
 from .staff import RecoveryCode, Staff, StaffSession
@@ -14,10 +16,19 @@ __all__ = [
     "Call",
     "CallCategory",
     "CallRecording",
+    "DeletionRecord",
+    "ExportRequest",
+    "ExportStatus",
+    "Incident",
+    "LegalBasis",
+    "RecordingProvision",
+    "RosterImport",
     "LIVE",
     "PER_VENUE",
     "SEXES",
     "SOURCES",
+    "AdmissionPass",
+    "AdmissionRoom",
     "Applicant",
     "AuditChainHead",
     "AuditEntry",

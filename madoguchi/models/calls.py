@@ -9,9 +9,9 @@ text and therefore encrypted too.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import Column, Date, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..crypto import EncryptedField
@@ -90,5 +90,70 @@ class CallRecording(db.Model):
     channels: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Retention (R4.4): kept unaltered until the end of the month after the call (Asia/Tokyo);
+    # a supervisor may keep one longer, with a reason.
+    retain_until: Mapped[date | None] = mapped_column(Date, index=True)
+    extended_reason_ct: Mapped[str | None] = mapped_column(Ciphertext())
+    extended_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    # Where the audio is: "twilio" (streamed through the app) or "local" (downloaded, encrypted
+    # with its own key, which is wrapped by the field keys; destroying it makes the file unreadable).
+    storage: Mapped[str] = mapped_column(String(8), default="twilio")
+    local_file: Mapped[str | None] = mapped_column(String(200))
+    file_key_ct: Mapped[str | None] = mapped_column(Ciphertext())
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Deletion: pending (due, queued) → deleted; an error keeps it queued for the next run.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    deletion_error: Mapped[str | None] = mapped_column(String(200))
 
     call: Mapped[Call | None] = relationship()
+
+    extended_reason = EncryptedField()
+    file_key = EncryptedField()
+
+
+class LegalBasis(enum.StrEnum):
+    """Why a recording may be handed to someone outside (004 別紙④第7条)."""
+
+    CONSENT = "consent"  # 本人の同意
+    CRIMINAL_PROCEDURE = "criminal_procedure"  # 刑事訴訟法第197条第2項（文書による照会）
+    OTHER_LAW = "other_law"  # その他法令に基づく場合
+    DANGER = "danger"  # 人の生命、身体又は財産の保護のため緊急に必要な場合
+    INTERNAL_COPY = "internal_copy"  # 区の業務のための複製（第6条: 承認を得た場合のみ）
+
+
+provision_recordings = Table(
+    "provision_recordings",
+    db.metadata,
+    Column("provision_id", ForeignKey("recording_provisions.id"), primary_key=True),
+    Column("recording_id", ForeignKey("call_recordings.id"), primary_key=True),
+)
+
+
+class RecordingProvision(db.Model):
+    """The provision ledger (004 別紙④第7条): a request to hand recordings to someone outside (or to
+    copy them), its legal basis, minimal scope, approver, what was handed over, and its return or
+    destruction."""
+
+    __tablename__ = "recording_provisions"
+
+    id: Mapped[str] = mapped_column(RowId(), primary_key=True)
+    requester_ct: Mapped[str] = mapped_column(Ciphertext())  # who asks (e.g. 〇〇警察署 刑事課)
+    legal_basis: Mapped[str] = mapped_column(String(32))
+    basis_detail_ct: Mapped[str | None] = mapped_column(Ciphertext())  # e.g. the written request's number
+    scope_ct: Mapped[str] = mapped_column(Ciphertext())  # the minimal scope, in words
+    status: Mapped[str] = mapped_column(String(16), default="requested", index=True)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    handed_over_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    closure: Mapped[str | None] = mapped_column(String(16))  # returned | destroyed
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    recordings: Mapped[list[CallRecording]] = relationship(secondary=provision_recordings)
+
+    requester = EncryptedField()
+    basis_detail = EncryptedField()
+    scope = EncryptedField()
