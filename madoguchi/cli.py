@@ -163,12 +163,51 @@ def outbox_group():
 
 @outbox_group.command("deliver")
 def outbox_deliver():
-    """Send pending and failed messages (retries; safe to run from a scheduler)."""
+    """Send due e-mails and SMS, retrying failed ones (safe to run from a scheduler).
+
+    Exits 1 when a message failed or was given up in this run, so the scheduler reports it."""
+    result = notify.deliver(limit=1000)  # commits each message as it goes
+    _report_delivery(result)
+    if result.failed or result.undeliverable:
+        sys.exit(1)
+
+
+def _report_delivery(result: notify.Delivery) -> None:
+    # Counts only: recipients and bodies stay in the database and the outbox folders.
+    click.echo(
+        f"sent {result.sent}, failed {result.failed} (will retry), undeliverable {result.undeliverable}"
+    )
+    counts = notify.status_counts()
+    click.echo(
+        f"waiting: {counts.get('pending', 0)} pending, {counts.get('failed', 0)} failed; "
+        f"{counts.get('undeliverable', 0)} undeliverable in all (staff can retry them)"
+    )
+
+
+@main.group("reminders")
+def reminders_group():
+    """Reminders the day before a booking."""
+
+
+@reminders_group.command("send")
+@click.option(
+    "--day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="The booking day (Asia/Tokyo) to remind; default: tomorrow.",
+)
+def reminders_send(day):
+    """Queue a reminder (e-mail and/or SMS) for every booking on the day, then deliver.
+
+    Running it twice sends nothing twice; a booking moved since its reminder is reminded again."""
     begin_write()
-    sent, failed = notify.deliver_pending(limit=1000)
+    target = day.date() if day else dates.today() + timedelta(days=1)
+    bookings, messages = notify.queue_reminders(target)
     db.session.commit()
-    click.echo(f"sent {sent}, failed {failed}")
-    if failed:
+    click.echo(f"{target.isoformat()}: queued {messages} reminders for {bookings} bookings")
+    result = notify.deliver(limit=max(1000, messages))
+    _report_delivery(result)
+    if result.failed or result.undeliverable:
         sys.exit(1)
 
 

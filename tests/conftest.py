@@ -36,6 +36,11 @@ def base_overrides(tmp: Path, database_url: str) -> dict:
         "MADOGUCHI_KEYS": "",
         "MAIL_BACKEND": "outbox",
         "MAIL_OUTBOX_DIR": str(tmp / "outbox"),
+        # SMS go to a per-test folder; Twilio settings from the environment never reach a test.
+        "SMS_OUTBOX_DIR": str(tmp / "sms_outbox"),
+        "TWILIO_ACCOUNT_SID": "",
+        "TWILIO_AUTH_TOKEN": "",
+        "TWILIO_FROM_NUMBER": "",
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
     }
@@ -110,3 +115,13 @@ def client(app):
 @pytest.fixture
 def outbox(tmp_path) -> Path:
     return tmp_path / "outbox"
+
+
+@pytest.fixture
+def fake_twilio():
+    """A local fake of Twilio's REST API on 127.0.0.1 (tests/fakes/twilio_api.py). Point the app at
+    it before ``app`` is created: ``overrides.update(fake_twilio.overrides())``."""
+    from tests.fakes.twilio_api import FakeTwilio
+
+    with FakeTwilio() as fake:
+        yield fake

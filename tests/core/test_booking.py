@@ -343,7 +343,7 @@ def test_booking_queues_a_confirmation_email_in_the_same_transaction(ctx, PHONE)
 
     venue = make_venue()
     slot = make_slot(venue)
-    person = make_applicant(venue, email="hanako@example.jp")
+    person = make_applicant(venue, email="hanako@example.jp", phone="03-1234-5678")  # a landline: no SMS
     booking.book(person, slot.id, actor=PHONE)
     message = db.session.scalars(select(OutboundMessage)).one()
     assert message.recipient == "hanako@example.jp" and message.status == "pending"

@@ -108,7 +108,9 @@ def test_roster_resident_books_through_every_page(app, client, world, overrides)
     assert f"予約管理番号: {world.display_number}" in body
     assert world.venue_display in body
     assert MAP_URL in body
-    assert count(app, OutboundMessage, OutboundMessage.status == "sent") == 1
+    assert count(app, OutboundMessage, OutboundMessage.kind == "email", OutboundMessage.status == "sent") == 1
+    # The phone given is a mobile: the SMS went out too (to its outbox here; tests/core/test_sms.py).
+    assert count(app, OutboundMessage, OutboundMessage.kind == "sms", OutboundMessage.status == "sent") == 1
 
 
 def test_double_submitted_confirm_makes_one_booking(app, client, world, overrides):
