@@ -6,6 +6,7 @@ from .audit import AuditChainHead, AuditEntry
 from .bookings import LIVE, Booking, BookingEvent, Channel, Hold, Status
 from .calls import CALL_CATEGORY_LABELS, Call, CallCategory, CallRecording, LegalBasis, RecordingProvision
 from .compliance import DeletionRecord, ExportRequest, ExportStatus, Incident, RosterImport
+from .fax import FaxDocument, FaxItem
 from .logistics import PER_VENUE, LogisticsEntry, LogisticsKind
 from .messages import OutboundMessage
 from .staff import RecoveryCode, Staff, StaffSession
@@ -19,6 +20,8 @@ __all__ = [
     "DeletionRecord",
     "ExportRequest",
     "ExportStatus",
+    "FaxDocument",
+    "FaxItem",
     "Incident",
     "LegalBasis",
     "RecordingProvision",
