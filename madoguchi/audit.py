@@ -49,6 +49,19 @@ class AuditTag(enum.StrEnum):
     CALL_LOGGED = "call:logged"
     CALL_STATS_VIEWED = "call:stats_viewed"
     WEBHOOK_REJECTED = "telephony:webhook_rejected"  # a request without a valid Twilio signature
+    RECORDINGS_LISTED = "recordings:listed"
+    RECORDING_PLAYED = "recordings:played"
+    RECORDING_EXTENDED = "recordings:retention_extended"
+    PROVISION_REQUESTED = "recordings:provision_requested"
+    PROVISION_DECIDED = "recordings:provision_decided"
+    PROVISION_HANDED_OVER = "recordings:provision_handed_over"
+    PROVISION_CLOSED = "recordings:provision_closed"
+    PROVISION_LEDGER_VIEWED = "recordings:provision_ledger_viewed"
+    FAX_RECEIVED = "fax:received"
+    FAX_VIEWED = "fax:viewed"  # a queue item's reading, image or reply sheet
+    FAX_CONFIRMED = "fax:confirmed"
+    FAX_REJECTED = "fax:rejected"
+    FAX_SHEETS_PRINTED = "export:fax_sheets"
     MESSAGES_VIEWED = "messages:undelivered_viewed"
     MESSAGE_RETRIED = "messages:retried"
     LOGISTICS_RECORDED = "logistics:recorded"
@@ -61,6 +74,29 @@ class AuditTag(enum.StrEnum):
     AUDIT_REPORT_VIEWED = "audit:report_viewed"
     AUDIT_VERIFIED = "audit:verified"
     AUDIT_PURGED = "audit:purged"
+    # The export ledger (R7.5), retention and deletion (R8.1), backups (R8.4), end of contract (R8.2).
+    EXPORT_REQUESTED = "export:requested"
+    EXPORT_APPROVED = "export:approved"
+    EXPORT_REJECTED = "export:rejected"
+    EXPORT_PRODUCED = "export:produced"  # the encrypted file was written (count and SHA-256)
+    EXPORT_DOWNLOADED = "export:downloaded"
+    EXPORT_CLOSED = "export:closed"  # returned or destroyed
+    EXPORT_LEDGER_VIEWED = "export:ledger_viewed"
+    EXPORT_LEDGER_PRINTED = "export:ledger_printed"
+    DATA_PURGED = "retention:purged"  # kind and count; the deletion record has the rest
+    DELETION_REPORT_VIEWED = "deletion:report_viewed"
+    DELETION_REPORT_PRINTED = "deletion:report_printed"
+    BACKUP_MADE = "backup:made"
+    BACKUP_RESTORED = "backup:restored"
+    CONTRACT_ENDED = "contract:ended"  # the last entry: written just before the return export
+    VENUE_UPDATED = "venue:updated"  # name, floor, address, map, directions
+    CALENDAR_CHANGED = "venue:calendar_changed"  # capacities, template, closing, 休日開庁 (R3.3)
+    ROSTER_IMPORTED = "roster:imported"  # result "ok" or "rejected"; counts and the file's SHA-256
+    INCIDENT_CREATED = "incident:created"
+    INCIDENT_UPDATED = "incident:updated"
+    INCIDENT_VIEWED = "incident:viewed"  # the register or one incident read (its text is decrypted)
+    INCIDENT_PRINTED = "incident:printed"
+    DASHBOARD_VIEWED = "dashboard:viewed"
 
 
 def _chain_hash(entry: AuditEntry) -> str:

@@ -46,7 +46,8 @@ def week(venue: Venue, first: date) -> Week:
     now = dates.now()
     by_day: dict[date, list[tuple[Slot, int]]] = {day: [] for day in days}
     for slot in day_slots:
-        if slot.starts_at > now:
+        # Capacity 0 marks a slot an administrator closed (calendar_admin): not offered at all.
+        if slot.starts_at > now and slot.capacity > 0:
             by_day[dates.tokyo(slot.starts_at).date()].append((slot, left.get(slot.id, 0)))
     return Week(
         days=days,

@@ -57,6 +57,16 @@ def load(overrides: dict | None = None) -> dict:
         "RATELIMIT_LOOKUP": os.environ.get("MADOGUCHI_RATELIMIT_LOOKUP", "10 per minute;60 per hour"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "AUDIT_RETENTION_DAYS": int(os.environ.get("MADOGUCHI_AUDIT_RETENTION_DAYS", str(365 * 5))),
+        # Retention (R8.1; the periods are the city's instruction, 003 第22条): counted from the end of
+        # a booking (hand-over, cancellation, no-show, postponement), from a call, from a message's
+        # creation. `madoguchi purge expired` deletes what is past them (docs/compliance.md).
+        "BOOKING_RETENTION_DAYS": int(os.environ.get("MADOGUCHI_BOOKING_RETENTION_DAYS", "365")),
+        "CALL_NOTE_RETENTION_DAYS": int(os.environ.get("MADOGUCHI_CALL_NOTE_RETENTION_DAYS", "365")),
+        "MESSAGE_RETENTION_DAYS": int(os.environ.get("MADOGUCHI_MESSAGE_RETENTION_DAYS", "90")),
+        "BACKUP_RETENTION_DAYS": int(os.environ.get("MADOGUCHI_BACKUP_RETENTION_DAYS", "30")),
+        # Export files wait here, encrypted, until their ledger entry is closed (R7.5).
+        "EXPORT_SPOOL_DIR": os.environ.get("MADOGUCHI_EXPORT_SPOOL_DIR", str(INSTANCE / "exports")),
+        "EXPORT_SCRYPT_N": int(os.environ.get("MADOGUCHI_EXPORT_SCRYPT_N", str(2**17))),
         # Audit analysis thresholds (R7.4).
         "AUDIT_BULK_VIEWS_PER_HOUR": int(os.environ.get("MADOGUCHI_AUDIT_BULK_VIEWS_PER_HOUR", "50")),
         "AUDIT_WORK_HOURS": os.environ.get("MADOGUCHI_AUDIT_WORK_HOURS", "08:00-20:00"),
@@ -90,6 +100,15 @@ def load(overrides: dict | None = None) -> dict:
         "CALL_CENTER_OPERATOR_TARGET": os.environ.get(
             "MADOGUCHI_CALL_CENTER_OPERATOR_TARGET", "client:operators"
         ),
+        # Call recordings (R4.4): empty keeps the audio at Twilio (streamed through the app for
+        # playback); a folder downloads each completed recording there, encrypted with its own key.
+        "RECORDINGS_LOCAL_DIR": os.environ.get("MADOGUCHI_RECORDINGS_LOCAL_DIR", ""),
+        # FAX sheets (R5): the folder a FAX server drops received files in, the encrypted store,
+        # and how long an image is kept after its sheet was handled.
+        "FAX_INBOX_DIR": os.environ.get("MADOGUCHI_FAX_INBOX_DIR", str(INSTANCE / "fax-inbox")),
+        "FAX_STORE_DIR": os.environ.get("MADOGUCHI_FAX_STORE_DIR", str(INSTANCE / "fax-store")),
+        "FAX_IMAGE_RETENTION_DAYS": int(os.environ.get("MADOGUCHI_FAX_IMAGE_RETENTION_DAYS", "30")),
+        "FAX_NUMBER": os.environ.get("MADOGUCHI_FAX_NUMBER", "03-0000-0001"),
         "SMS_OUTBOX_DIR": os.environ.get("MADOGUCHI_SMS_OUTBOX_DIR", str(ROOT / "outbox" / "sms")),
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
@@ -98,6 +117,15 @@ def load(overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": 1800,
         "PROXY_FIX_HOPS": int(os.environ.get("MADOGUCHI_PROXY_FIX_HOPS", "0")),
+        # The waiting room in front of the residents' pages (R9.2; docs/capacity.md). Off by default.
+        "WAITING_ROOM_ENABLED": _bool("MADOGUCHI_WAITING_ROOM_ENABLED", False),
+        "WAITING_ROOM_RATE_PER_MINUTE": float(os.environ.get("MADOGUCHI_WAITING_ROOM_RATE_PER_MINUTE", "600")),
+        "WAITING_ROOM_BURST": int(os.environ.get("MADOGUCHI_WAITING_ROOM_BURST", "20")),
+        "WAITING_ROOM_OPENS_AT": os.environ.get("MADOGUCHI_WAITING_ROOM_OPENS_AT", ""),
+        "WAITING_ROOM_WAVES": os.environ.get("MADOGUCHI_WAITING_ROOM_WAVES", ""),
+        "WAITING_ROOM_ADMITTED_MINUTES": float(os.environ.get("MADOGUCHI_WAITING_ROOM_ADMITTED_MINUTES", "30")),
+        "WAITING_ROOM_PASS_USES": int(os.environ.get("MADOGUCHI_WAITING_ROOM_PASS_USES", "5")),
+        "WAITING_ROOM_LATENCY_TARGET_MS": float(os.environ.get("MADOGUCHI_WAITING_ROOM_LATENCY_TARGET_MS", "0")),
         # hide_parameters: a database error must not print values into a log (standard 4).
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "LOG_TRACEBACKS": True,

@@ -291,3 +291,102 @@ def blind_index(table: str, index: str, normalized: str | None) -> str | None:
     if normalized is None or normalized == "":
         return None
     return current_keyring().blind_index(table=table, index=index, normalized=normalized)
+
+
+# ---- per-file encryption (call recordings, FAX images) -------------------------------------------
+# Each file gets its own random key; the key is stored in the database as an encrypted field (so
+# it is wrapped by the field keys). Destroying that one key makes the file unreadable for good —
+# the crypto-shredding that deletion and retention rely on — even if a copy of the file survives.
+FILE_MAGIC = b"MDGF1"
+
+
+def new_file_key() -> str:
+    return _b64(os.urandom(32))
+
+
+def encrypt_file_bytes(plaintext: bytes, *, file_key: str, purpose: str) -> bytes:
+    """AES-256-GCM with a fresh nonce; ``purpose`` (e.g. "call_recordings:<id>") is bound as AD, so
+    a file cannot be passed off as another."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(_unb64(file_key)).encrypt(nonce, plaintext, purpose.encode())
+    return FILE_MAGIC + nonce + sealed
+
+
+def decrypt_file_bytes(data: bytes, *, file_key: str, purpose: str) -> bytes:
+    if not data.startswith(FILE_MAGIC) or len(data) < len(FILE_MAGIC) + 12 + 16:
+        raise DecryptionError("not an encrypted Madoguchi file")
+    nonce = data[len(FILE_MAGIC) : len(FILE_MAGIC) + 12]
+    try:
+        return AESGCM(_unb64(file_key)).decrypt(nonce, data[len(FILE_MAGIC) + 12 :], purpose.encode())
+    except InvalidTag:
+        raise DecryptionError("the file was altered or the key is wrong") from None
+
+
+# ---- sealed streams: export files and backups (R7.5, R8.2, R8.4) -----------------------------------
+# A sealed file is a clear header (written by madoguchi.sealed) followed by AES-256-GCM chunks, the
+# "STREAM" construction: chunk i uses nonce = 8-byte random prefix ‖ i, and its associated data is
+# SHA-256(header) ‖ i ‖ last-flag. So the header cannot be edited, and chunks cannot be reordered,
+# dropped or cut off at the end without the reader noticing. Chunking keeps memory flat for a
+# database of any size (AES-GCM in one piece would need the whole file in memory).
+STREAM_NONCE_PREFIX = 8
+SCRYPT_MAX_N = 2**20  # an opener refuses costs above this (a crafted header must not eat the machine)
+# No 0/O or 1/I: a passphrase is read aloud and typed by hand.
+PASSPHRASE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105 - an alphabet, not a password
+
+
+class WrongKeyError(DecryptionError):
+    """The passphrase or key does not open this file (its key check does not match)."""
+
+
+def new_passphrase(groups: int = 6, size: int = 5) -> str:
+    """A random passphrase of 6×5 characters from 32 symbols (150 bits), in groups for reading out."""
+    return "-".join("".join(secrets.choice(PASSPHRASE_ALPHABET) for _ in range(size)) for _ in range(groups))
+
+
+def new_salt() -> str:
+    return _b64(os.urandom(16))
+
+
+def new_stream_prefix() -> str:
+    return _b64(os.urandom(STREAM_NONCE_PREFIX))
+
+
+def passphrase_key(passphrase: str, *, salt: str, n: int, r: int, p: int) -> bytes:
+    """scrypt (RFC 7914) → 32 bytes. ``n``, ``r``, ``p`` come from the file's header."""
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    if not (1 < n <= SCRYPT_MAX_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
+        raise DecryptionError("the file asks for key-derivation costs this program does not accept")
+    normalized = passphrase.strip().upper()  # passphrases are typed by hand: case and edges do not count
+    return Scrypt(salt=_unb64(salt), length=32, n=n, r=r, p=p).derive(normalized.encode("utf-8"))
+
+
+def backup_key(ring: KeyRing) -> bytes:
+    """The backup key, derived from the key file's index key (which never rotates): destroying the
+    key file destroys it too, so every backup becomes unreadable with the data (R2.4, R8.2)."""
+    return ring._derived("backup|v1")
+
+
+def key_check(key: bytes) -> str:
+    """A short MAC of a constant: tells "wrong passphrase/key" apart from "the file was altered"."""
+    return hmac.new(key, b"madoguchi|key-check", hashlib.sha256).hexdigest()[:32]
+
+
+def _chunk_nonce_ad(prefix: str, index: int, last: bool, header_digest: bytes) -> tuple[bytes, bytes]:
+    if index >= 2**32:
+        raise DecryptionError("too many chunks")
+    counter = index.to_bytes(4, "big")
+    return _unb64(prefix) + counter, header_digest + counter + (b"\x01" if last else b"\x00")
+
+
+def seal_chunk(key: bytes, prefix: str, index: int, plaintext: bytes, *, last: bool, header: bytes) -> bytes:
+    nonce, ad = _chunk_nonce_ad(prefix, index, last, hashlib.sha256(header).digest())
+    return AESGCM(key).encrypt(nonce, plaintext, ad)
+
+
+def open_chunk(key: bytes, prefix: str, index: int, sealed: bytes, *, last: bool, header: bytes) -> bytes:
+    nonce, ad = _chunk_nonce_ad(prefix, index, last, hashlib.sha256(header).digest())
+    try:
+        return AESGCM(key).decrypt(nonce, sealed, ad)
+    except InvalidTag:
+        raise DecryptionError("the file was altered, cut short or reordered") from None

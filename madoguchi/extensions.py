@@ -42,6 +42,9 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
+        # Deleted rows are overwritten with zeros, not left in free pages (R8.1: "cannot be read
+        # again"); the purge also truncates the WAL. See docs/compliance.md.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
 

@@ -12,11 +12,25 @@ import shutil
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 
 from madoguchi.crypto import KeyRing
 from madoguchi.extensions import db
+
+
+class ClosingClient(FlaskClient):
+    """A test client that closes each response as a WSGI server does, so work the app schedules
+    for after the response (sending the request's messages) has run when the call returns."""
+
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+Flask.test_client_class = ClosingClient
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = str(ROOT / "migrations")
@@ -38,6 +52,10 @@ def base_overrides(tmp: Path, database_url: str) -> dict:
         "MAIL_OUTBOX_DIR": str(tmp / "outbox"),
         # SMS go to a per-test folder; Twilio settings from the environment never reach a test.
         "SMS_OUTBOX_DIR": str(tmp / "sms_outbox"),
+        "FAX_INBOX_DIR": str(tmp / "fax_inbox"),
+        "FAX_STORE_DIR": str(tmp / "fax_store"),
+        "RECORDINGS_LOCAL_DIR": "",
+        "EXPORT_SPOOL_DIR": str(tmp / "exports"),
         "TWILIO_ACCOUNT_SID": "",
         "TWILIO_AUTH_TOKEN": "",
         "TWILIO_FROM_NUMBER": "",

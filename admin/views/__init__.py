@@ -17,4 +17,16 @@ def home():
     return render_template("admin/home.html", venues=venue_service.all_venues())
 
 
-from . import audit_log, ledgers, logistics, registry, venues  # noqa: E402, F401  (routes register on import)
+from . import (  # noqa: E402, F401  (routes register on import)
+    audit_log,
+    dashboard,
+    deletions,
+    exports,
+    incidents,
+    ledgers,
+    logistics,
+    registry,
+    roster,
+    venue_settings,
+    venues,
+)
