@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import HiddenField, IntegerField, RadioField, StringField, TextAreaField
+from wtforms import DateField, HiddenField, IntegerField, RadioField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from madoguchi.calls import NOTE_MAX_LENGTH
 from madoguchi.models import CALL_CATEGORY_LABELS, CallCategory
+from madoguchi.recordings import BASIS_LABELS
 from madoguchi.webforms import Form
 
 
@@ -50,3 +51,40 @@ class CallLogForm(Form):
         validators=[Length(max=NOTE_MAX_LENGTH, message=_l("内容は2000文字以内で入力してください。"))],
     )
     about = RadioField(_l("関連する予約"), validators=[Optional()], validate_choice=False)
+
+
+class ExtendForm(Form):
+    until = DateField(_l("延長後の保存期限"), validators=[InputRequired(_l("日付を入力してください。"))])
+    reason = TextAreaField(
+        _l("延長する理由"),
+        validators=[DataRequired(_l("理由を入力してください。")), Length(max=500)],
+    )
+
+
+class ProvisionForm(Form):
+    requester = StringField(
+        _l("提供先（機関・部署・担当者）"),
+        validators=[DataRequired(_l("提供先を入力してください。")), Length(max=200)],
+    )
+    basis = RadioField(
+        _l("提供の根拠"),
+        choices=[SelectChoice(b.value, label) for b, label in BASIS_LABELS.items()],
+        validators=[InputRequired(_l("提供の根拠を選んでください。"))],
+    )
+    basis_detail = StringField(_l("照会文書の番号・同意書など"), validators=[Optional(), Length(max=200)])
+    scope = TextAreaField(
+        _l("提供する範囲（必要最小限）"),
+        validators=[DataRequired(_l("提供する範囲を入力してください。")), Length(max=1000)],
+    )
+
+
+class DecisionForm(Form):
+    approve = HiddenField(validators=[InputRequired()])
+
+
+class ProvisionCloseForm(Form):
+    closure = RadioField(
+        _l("返却・廃棄"),
+        choices=[SelectChoice("returned", _l("返却された")), SelectChoice("destroyed", _l("廃棄を確認した"))],
+        validators=[InputRequired()],
+    )

@@ -3,6 +3,7 @@ commit per request (DESIGN: "The rules that keep it simple" 3)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
 
@@ -146,8 +147,9 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
             db.session.rollback()
             return response
         db.session.commit()
-        if g.pop("deliver_messages", True):
-            _deliver_after_commit(app)
+        queued = g.pop("queued_messages", [])
+        if queued and g.pop("deliver_messages", True):
+            response.call_on_close(functools.partial(_deliver_after_response, app, queued))
         return response
 
     @app.after_request
@@ -175,15 +177,17 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
             db.session.rollback()
 
 
-def _deliver_after_commit(app: Flask) -> None:
-    """Send what the request queued, after its commit. A failure stays queued for the next run."""
-    try:
-        sent, failed = notify.deliver_pending(limit=20)
-        if sent or failed:
-            db.session.commit()
-    except Exception:  # noqa: BLE001 - delivery must never turn a done booking into an error page
-        db.session.rollback()
-        app.logger.exception("delivery after commit failed; messages stay queued")
+def _deliver_after_response(app: Flask, message_ids: list[str]) -> None:
+    """Send what the request queued once its response has gone out: a resident never waits for
+    a mail server or Twilio. A failure stays queued for `madoguchi outbox deliver`."""
+    with app.app_context():
+        try:
+            notify.deliver_these(message_ids)
+        except Exception:  # noqa: BLE001 - delivery must never turn a done booking into an error
+            db.session.rollback()
+            app.logger.exception("delivery after the response failed; messages stay queued")
+        finally:
+            db.session.remove()
 
 
 def _register_errors(app: Flask) -> None:

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import dates, normalize, search
+from . import dates, normalize, recordings, search
 from .crypto import new_row_id
 from .extensions import db
 from .models import Applicant, Booking, Call, CallCategory, CallRecording
@@ -236,7 +236,7 @@ def recording_status(
         recording = CallRecording(
             id=new_row_id(),
             recording_sid=recording_sid,
-            call_id=call.id if call is not None else None,
+            call=call,
             created_at=now,
         )
         db.session.add(recording)
@@ -245,5 +245,6 @@ def recording_status(
     recording.duration_seconds = duration if duration is not None else recording.duration_seconds
     recording.channels = channels if channels is not None else recording.channels
     recording.updated_at = now
+    recordings.ensure_retention(recording)
     db.session.flush()
     return recording

@@ -298,3 +298,25 @@ def audit_purge():
     count = audit.purge_expired()
     db.session.commit()
     click.echo(f"deleted {count} entries past their retention period")
+
+
+@main.group("purge")
+def purge_group():
+    """Delete what has passed its retention period, with a deletion record (safe to run daily)."""
+
+
+# Commands that live in their own modules (one per capability).
+from .cli_fax import fax_group, purge_fax_images  # noqa: E402
+from .cli_recordings import purge_recordings, recordings_group  # noqa: E402
+
+main.add_command(recordings_group)
+main.add_command(fax_group)
+purge_group.add_command(purge_recordings)
+purge_group.add_command(purge_fax_images)
+
+from .cli_compliance import register as _register_compliance  # noqa: E402
+
+_register_compliance(main)
+from .cli_admin import roster_group  # noqa: E402
+
+main.add_command(roster_group)

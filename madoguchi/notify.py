@@ -26,7 +26,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import current_app, render_template
+from flask import current_app, g, has_request_context, render_template
 from sqlalchemy import func, or_, select, update
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
@@ -119,6 +119,9 @@ def _queue(booking, template, kind, recipient, body, subject=None) -> OutboundMe
     message.subject = subject
     message.body = body
     db.session.add(message)
+    if has_request_context():
+        # Sent once the response has gone out (appbase): the resident never waits for Twilio.
+        g.setdefault("queued_messages", []).append(message.id)
     return message
 
 
@@ -340,6 +343,16 @@ def deliver(limit: int = 100) -> Delivery:
     ).all()
     db.session.commit()
     for message_id in due:
+        _deliver_one(message_id, senders, result)
+    return result
+
+
+def deliver_these(message_ids: list[str]) -> Delivery:
+    """Send the given messages now (those one request queued); each is claimed as in ``deliver``,
+    so a scheduler run at the same moment never sends one twice."""
+    result = Delivery()
+    senders = {"email": mailer(), "sms": texter()}
+    for message_id in message_ids:
         _deliver_one(message_id, senders, result)
     return result
 

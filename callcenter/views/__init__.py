@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("callcenter", __name__)
 
-from . import calls, console, messages  # noqa: E402, F401  (routes register on import)
+from . import calls, console, fax, messages, recordings  # noqa: E402, F401  (routes register on import)

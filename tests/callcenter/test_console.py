@@ -217,3 +217,23 @@ def test_venue_staff_cannot_use_the_console(cc_app, client):
     signed_in(client, person, cc_app)
     assert client.get("/").status_code == 403
     assert client.post("/search", data={"q": "09011112222"}).status_code == 403
+
+
+def test_confirmations_go_out_after_the_response_not_before(cc_app, operator_client, outbox):
+    """R3.4, R9.2: the request that books queues the e-mail in its transaction; it is sent once the
+    response has been handed to the server, so nobody waits for a mail server or Twilio."""
+    caller = seed_caller(cc_app, booked=False)
+    response = operator_client.post(
+        f"/applicants/{caller.applicant_id}/book", data={"slot_id": caller.slots[1]}, buffered=False
+    )
+    assert response.status_code == 302
+    with cc_app.app_context():
+        (message,) = db.session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "email")).all()
+        assert message.status == "pending"
+    response.close()  # what gunicorn does after sending the response
+    with cc_app.app_context():
+        db.session.expire_all()
+        assert db.session.scalars(
+            select(OutboundMessage.status).where(OutboundMessage.kind == "email")
+        ).all() == ["sent"]
+    assert len(list(outbox.glob("*.eml"))) == 1
