@@ -4,6 +4,8 @@ through ``telephony``, which trusts a request only by its signature."""
 
 from __future__ import annotations
 
+import threading
+
 from staffweb import create_staff_app
 
 
@@ -18,4 +20,10 @@ def create_app(overrides: dict | None = None):
     app = create_staff_app(__name__, overrides=settings, blueprints=[bp, telephony_bp])
     # Twilio cannot hold a CSRF token: its signature authenticates these requests instead.
     csrf.exempt(telephony_bp)
+    if not app.testing:
+        # The FAX reader's digit classifier trains in a few seconds on first use: do it now, in the
+        # background, rather than in the first upload's request.
+        from madoguchi.fax import digits
+
+        threading.Thread(target=digits.classifier, name="fax-digits-warm-up", daemon=True).start()
     return app

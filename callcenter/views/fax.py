@@ -41,6 +41,11 @@ BANDS = (
 SHEET_DAYS = 14
 
 
+@bp.app_template_filter("iso_date")
+def iso_date(value: str) -> date:
+    return date.fromisoformat(value)
+
+
 def _item(item_id: str) -> FaxItem:
     item = db.session.get(FaxItem, item_id) if len(item_id) <= 32 else None
     if item is None:
