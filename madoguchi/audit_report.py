@@ -50,7 +50,8 @@ SUBJECT_LABELS = {"login_id": "ログインID", "remote_addr": "接続元"}
 VIEWED = AuditTag.BOOKING_VIEWED.value
 LISTED = AuditTag.BOOKING_LISTED.value
 SEARCHED = AuditTag.BOOKING_SEARCHED.value
-VIEW_ACTIONS = (VIEWED, LISTED, SEARCHED)
+# Reading a received FAX page or playing a recording is reading personal data too: one record each.
+VIEW_ACTIONS = (VIEWED, LISTED, SEARCHED, AuditTag.FAX_VIEWED.value, AuditTag.RECORDING_PLAYED.value)
 FAILED_SIGNIN_ACTIONS = (AuditTag.SIGNIN_FAILED.value, AuditTag.MFA_FAILED.value)
 WEEKDAY_NAMES = "月火水木金土日"
 FETCH_BATCH = 2000

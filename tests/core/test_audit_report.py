@@ -111,6 +111,16 @@ def test_lists_and_searches_count_the_records_they_show(ctx, bulk_limit, extra_v
     assert [f.count for f in found] == ([11] if flagged else [])
 
 
+def test_fax_pages_and_recordings_count_as_viewed_records(ctx, bulk_limit):
+    """R7.4, R5.3, R4.5: reading FAX pages and playing recordings are views of personal data."""
+    staff = make_staff()
+    for minute in range(6):
+        view(staff, jst(TUESDAY, 15, minute), AuditTag.FAX_VIEWED, what="image")
+        view(staff, jst(TUESDAY, 15, 30 + minute), AuditTag.RECORDING_PLAYED)
+    (flag,) = flags(BULK_VIEWING)
+    assert flag.count == 12
+
+
 def test_bulk_viewing_is_per_clock_hour_and_per_staff_member(ctx, bulk_limit):
     """R7.4: twelve views straddling 11:00, or two people's views in one hour, are not one person's hour."""
     first, second = make_staff("op1"), make_staff("op2")
