@@ -26,9 +26,10 @@ run: install
 	@echo ""
 	@echo "  Madoguchi is running (SQLite: $(MADOGUCHI_INSTANCE)/madoguchi.sqlite3)"
 	@echo "  住民向け予約サイト (residents):   http://$(HOST):$(RESIDENTS_PORT)/"
-	@echo "  コールセンター (call center):     http://$(HOST):$(CALLCENTER_PORT)/   (operator / supervisor)"
+	@echo "  コールセンター (call center):     http://$(HOST):$(CALLCENTER_PORT)/   (operator / supervisor / fax)"
 	@echo "  職員用 管理 (back office, staff): http://$(HOST):$(ADMIN_PORT)/   (demo accounts above; TOTP enrolment at first sign-in)"
-	@echo "  E-mails sent by the demo are written to ./outbox/ as .eml files."
+	@echo "  E-mails and SMS sent by the demo are written to ./outbox/ (.eml files and outbox/sms/)."
+	@echo "  FAX: files dropped into $(MADOGUCHI_INSTANCE)/fax-inbox/ join the FAX queue (or upload them on the FAX screen)."
 	@echo "  Stop with Ctrl+C."
 	@echo ""
 	HOST=$(HOST) RESIDENTS_PORT=$(RESIDENTS_PORT) CALLCENTER_PORT=$(CALLCENTER_PORT) ADMIN_PORT=$(ADMIN_PORT) scripts/serve

@@ -4,11 +4,11 @@ applicants whose addresses come from the venue table. Every person here is inven
 from __future__ import annotations
 
 import random
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 
-from . import applicants, booking, dates, numbers, venues
+from . import applicants, booking, calls, dates, numbers, venues
 from .extensions import db
-from .models import Channel, SpecialOpening, Venue
+from .models import CallCategory, Channel, SpecialOpening, Staff, Venue
 
 # The venues named in 004 (履行場所); addresses and directions are the public facilities'.
 KOTO_VENUES = (
@@ -99,6 +99,7 @@ def load(*, applicants: int = 300, weeks: int = 4, seed: int = 2026) -> list[tup
     people = [_applicant(rng) for _ in range(applicants)]
     _book_some(rng, people)
     _staff(today, created)
+    _calls(rng, people, today)
     return [(numbers.display(p.reservation_number), p.birth_date) for p in people[:3]]
 
 
@@ -108,6 +109,7 @@ DEMO_STAFF = (
     ("auditor", "監査 一郎", "監査室", ("auditor",), None),
     ("operator", "電話 太郎", "コールセンター", ("operator",), None),
     ("supervisor", "指導 陽子", "コールセンター", ("supervisor",), None),
+    ("fax", "受付 由美", "コールセンター FAX受付", ("fax_intake",), None),
     ("venue-honchosha", "本庁 健", "本庁舎会場", ("venue_staff",), "honchosha"),
     ("venue-toyosu", "豊洲 美咲", "豊洲会場", ("venue_staff",), "toyosu"),
     ("logistics", "物流 次郎", "事務センター", ("logistics",), None),
@@ -130,6 +132,49 @@ def _staff(today: date, created: list[Venue]) -> None:
             password=DEMO_STAFF_PASSWORD,
             remote_addr="demo",
         )
+
+
+DEMO_NOTES = {
+    CallCategory.APPLICATION: "申請方法（スマートフォン申請）の問い合わせ。手順を案内した。",
+    CallCategory.ISSUANCE: "受け取り日時の予約・変更の依頼。空き枠を案内した。",
+    CallCategory.RENEWAL: "電子証明書の更新について。必要書類を案内した。",
+    CallCategory.OPINION: "会場の案内表示が分かりにくいとのご意見。区へ報告する。",
+    CallCategory.OTHER: "交付通知書の再発行について。担当窓口を案内した。",
+}
+
+
+def _calls(rng: random.Random, people, today: date) -> None:
+    """Two weeks of calls with their call log, so the statistics and the dashboard show something.
+    Some callers are on the roster (their numbers pop their bookings up), some are not."""
+    operator = db.session.scalars(db.select(Staff).where(Staff.login_id == "operator")).one()
+    weights = (30, 45, 10, 5, 10)
+    for back in range(13, -1, -1):
+        day = today - timedelta(days=back)
+        if day.weekday() >= 5:
+            continue
+        for _ in range(rng.randrange(4, 12)):
+            at = datetime.combine(day, time(rng.randrange(9, 17), rng.randrange(60)), tzinfo=dates.TOKYO)
+            if at > dates.now():
+                continue
+            person = rng.choice(people) if rng.random() < 0.7 else None
+            caller = (
+                person.phone
+                if person is not None
+                else f"03-{rng.randrange(10**4):04d}-{rng.randrange(10**4):04d}"
+            )
+            call = calls.incoming(f"CA{rng.getrandbits(128):032x}", caller, now=at)
+            calls.status_changed(call.call_sid, "completed", duration=rng.randrange(60, 600), now=at)
+            if rng.random() < 0.1:
+                continue  # not logged yet: the statistics show it as 未入力
+            category = rng.choices(list(CallCategory), weights)[0]
+            calls.log(
+                call,
+                category=category.value,
+                note=DEMO_NOTES[category],
+                staff_id=operator.id,
+                applicant_id=person.id if person is not None else None,
+                now=at,
+            )
 
 
 def ensure_venue(spec: dict) -> Venue:
