@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from madoguchi import audit, backup
 from madoguchi.cli import main
@@ -17,6 +17,7 @@ from madoguchi.crypto import DecryptionError, KeyRing, WrongKeyError
 from madoguchi.extensions import db
 from madoguchi.models import Applicant, Booking, LogisticsEntry
 from tests.compliancesupport import NAME, PHONE, compliance_overrides, make_booking
+from tests.conftest import ON_POSTGRES
 
 
 @pytest.fixture
@@ -36,8 +37,15 @@ def _seed(app) -> dict:
 
 
 def _fresh_database(app, schema_url: str) -> None:
-    """Destroy the test's database file and put an empty one at the migrations' head in its place."""
+    """Destroy the test's data: on SQLite the file goes and an empty one at the migrations' head
+    takes its place; on PostgreSQL every table is emptied (the schema is the migrations' head)."""
     with app.app_context():
+        if ON_POSTGRES:
+            tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+            db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.session.commit()
+            db.session.remove()
+            return
         db.session.remove()
         db.engine.dispose()
         path = Path(db.engine.url.database)
@@ -104,7 +112,7 @@ def test_a_tampered_backup_is_refused_and_changes_nothing(app, tmp_path, where):
     if where == "body":
         data[-30] ^= 0x80
     elif where == "header":
-        data = bytearray(bytes(data).replace(b'"dialect": "sqlite"', b'"dialect": "sqlitx"', 1))
+        data = bytearray(bytes(data).replace(b'"dialect": "', b'"dialect": "x', 1))
     else:
         data = data[: len(data) // 2]
     file.write_bytes(bytes(data))
