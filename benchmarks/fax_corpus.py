@@ -134,9 +134,9 @@ def draw_mark(image: np.ndarray, box: layout.Box, style: str, rng: np.random.Gen
     cx = box.left + box.width / 2 + rng.normal(0, 0.4)
     cy = box.top + box.height / 2 + rng.normal(0, 0.4)
     s = box.width / 2
-    pen = rng.uniform(0.35, 0.8)
-    if style == "tick":  # レ: down to the lower left, then up to the upper right
-        k = rng.uniform(0.55, 1.0)
+    pen = rng.uniform(0.3, 0.8)  # a fine ball-point to a felt pen
+    if style == "tick":  # レ: down to the lower left, then up to the upper right; some small ones
+        k = rng.uniform(0.4, 1.0)
         points = [
             (cx - 0.7 * s * k, cy - 0.1 * s * k),
             (cx - 0.2 * s * k, cy + 0.6 * s * k),
@@ -144,7 +144,7 @@ def draw_mark(image: np.ndarray, box: layout.Box, style: str, rng: np.random.Gen
         ]
         _stroke(image, _wobbly(rng, points, 0.08), pen)
     elif style == "circle":
-        r = s * rng.uniform(0.55, 0.95)
+        r = s * rng.uniform(0.45, 0.95)
         start = rng.uniform(0, 2 * math.pi)
         sweep = rng.uniform(1.85, 2.1) * math.pi  # not quite closed, or overlapping
         points = [
@@ -156,7 +156,7 @@ def draw_mark(image: np.ndarray, box: layout.Box, style: str, rng: np.random.Gen
         ]
         _stroke(image, points, pen)
     elif style == "cross":
-        k = rng.uniform(0.55, 1.0)
+        k = rng.uniform(0.45, 1.0)
         _stroke(image, _wobbly(rng, [(cx - s * k, cy - s * k), (cx + s * k, cy + s * k)], 0.08), pen)
         _stroke(image, _wobbly(rng, [(cx + s * k, cy - s * k), (cx - s * k, cy + s * k)], 0.08), pen)
     else:  # fill: back-and-forth scribble covering most of the box

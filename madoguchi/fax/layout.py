@@ -196,9 +196,7 @@ def cell(row: int, column: int, band_count: int) -> Box:
 def check_box(row: int, column: int, band_count: int) -> Box:
     """The printed check box centred in its cell."""
     c = cell(row, column, band_count)
-    return Box(
-        c.left + (c.width - CHECK_BOX) / 2, c.top + (c.height - CHECK_BOX) / 2, CHECK_BOX, CHECK_BOX
-    )
+    return Box(c.left + (c.width - CHECK_BOX) / 2, c.top + (c.height - CHECK_BOX) / 2, CHECK_BOX, CHECK_BOX)
 
 
 def phone_box(position: int) -> Box:

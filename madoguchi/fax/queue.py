@@ -175,8 +175,10 @@ def page_png(item: FaxItem, *, width: int = 1000) -> bytes:
         for page in images.pages(data):
             if page.index == item.page_index:
                 picture = Image.fromarray(page.grey)
-                if reading(item).get("rotation"):
-                    picture = picture.rotate(-reading(item)["rotation"], expand=True)
+                turned = reading(item).get("rotation") or 0
+                if turned:
+                    # ``rotation`` is how far clockwise the page had turned; PIL turns anticlockwise.
+                    picture = picture.rotate(turned, expand=True)
                 picture.thumbnail((width, width * 2))
                 buffer = io.BytesIO()
                 picture.save(buffer, format="PNG", optimize=True)

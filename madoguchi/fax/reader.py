@@ -31,6 +31,7 @@ must confirm. Nothing here logs: the number and the phone are personal data.
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass, field
 from datetime import date, time
 
@@ -53,9 +54,9 @@ BORDER_COVERAGE = 0.6  # share of a phone box's border that must be found where 
 class Thresholds:
     """Where the reader stops deciding and asks a person. Calibrated on ``benchmarks/fax_corpus.py``."""
 
-    mark_blank_below: float = 0.035  # ink share of a box interior: below → not marked, sure
-    mark_marked_above: float = 0.09  # above → marked, sure; between the two → a person decides
-    digit_accept_at: float = 0.90  # classifier probability at which a digit is taken as read
+    mark_blank_below: float = 0.02  # ink share of a box interior: below → not marked, sure
+    mark_marked_above: float = 0.05  # above → marked, sure; between the two → a person decides
+    digit_accept_at: float = 0.85  # classifier probability at which a digit is taken as read
     digit_blank_below: float = 0.012  # ink share of a phone box below which it is empty
     review_below: float = 0.80  # any field whose confidence is below this needs a person
 
@@ -124,7 +125,9 @@ def read_fax(data: bytes, *, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> lis
     return results
 
 
-def read_page(grey: np.ndarray, *, page_index: int = 0, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> PageResult:
+def read_page(
+    grey: np.ndarray, *, page_index: int = 0, thresholds: Thresholds = DEFAULT_THRESHOLDS
+) -> PageResult:
     """One page already at ``images.PIXELS_PER_MM`` (uint8 grey, 0 = black)."""
     try:
         return _read_page(grey, page_index, thresholds)
@@ -155,12 +158,13 @@ def _read_page(grey: np.ndarray, page_index: int, thresholds: Thresholds) -> Pag
                 PageStatus.NOT_OURS,
                 "申込依頼書ではありません（位置合わせマークと読み取り用コードが見つかりません）",
             )
+        number = _valid_number(payload)  # still worth having: staff know whose sheet it is
         return PageResult(
             page_index,
             PageStatus.UNREADABLE,
             "位置合わせマーク（四隅の黒い四角）が見つかりません。用紙の端が欠けていないか確認してください",
-            number=_valid_number(payload),
-            number_confidence=1.0 if _valid_number(payload) else 0.0,
+            number=number,
+            number_confidence=1.0 if number else 0.0,
         )
     matrix, rotation = registration
     size = (round(layout.PAGE_WIDTH * _S), round(layout.PAGE_HEIGHT * _S))
@@ -170,12 +174,17 @@ def _read_page(grey: np.ndarray, page_index: int, thresholds: Thresholds) -> Pag
     turned = {"rotated": rotation != 0, "rotation": rotation}
 
     left, top, right, bottom = (round(v * _S) for v in layout.QR_SEARCH)
-    payload = _decode_qr(_as_paper(clean[top:bottom, left:right])) or _decode_qr(registered[top:bottom, left:right])
+    payload = _decode_qr(_as_paper(clean[top:bottom, left:right])) or _decode_qr(
+        registered[top:bottom, left:right]
+    )
     if payload is None:
         payload = _decode_qr(_as_paper(clean)) or _decode_qr(grey)
     if payload is None:
         return PageResult(
-            page_index, PageStatus.UNREADABLE, "読み取り用コード（右上の二次元コード）を読み取れません", **turned
+            page_index,
+            PageStatus.UNREADABLE,
+            "読み取り用コード（右上の二次元コード）を読み取れません",
+            **turned,
         )
     try:
         sheet = layout.decode_payload(payload)
@@ -184,7 +193,9 @@ def _read_page(grey: np.ndarray, page_index: int, thresholds: Thresholds) -> Pag
             return PageResult(
                 page_index, PageStatus.NOT_OURS, "申込依頼書ではありません（別の二次元コードです）", **turned
             )
-        return PageResult(page_index, PageStatus.UNREADABLE, "読み取り用コードの内容が様式と合いません", **turned)
+        return PageResult(
+            page_index, PageStatus.UNREADABLE, "読み取り用コードの内容が様式と合いません", **turned
+        )
     number = _valid_number(payload)
     if number is None:
         return PageResult(
@@ -257,16 +268,18 @@ def _decode_qr(image: np.ndarray) -> str | None:
 
 
 def _register(clean: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """The affine map image → template (pixels at _S) and the page's rotation, or None."""
+    """The affine map image → template (pixels at _S) and the page's rotation, or None.
+
+    Each corner of the image offers its few nearest square, solid blobs (a filled-in check box can
+    look like a mark); the choice of one blob per corner — or none, for a mark lost off the edge of a
+    skewed scan — whose geometry best fits the template wins: four marks whose affine fit is within
+    ``MARK_RESIDUAL_MM``, else three that make a plausible page."""
     height, width = clean.shape
     count, _, stats, centroids = cv2.connectedComponentsWithStats(clean, connectivity=8)
-    stats = stats.tolist()
     small, large = layout.MARK_SMALL * _S, layout.MARK_LARGE * _S
     candidates = []
-    for index in range(1, count):
-        x, y, w, h, area = stats[index]
-        side = area**0.5
-        if not 0.65 * small <= side <= 1.3 * large:
+    for index, (x, y, w, h, area) in enumerate(stats.tolist()[1:], start=1):
+        if not 0.65 * small <= area**0.5 <= 1.3 * large:
             continue
         if not 0.7 <= w / h <= 1.43 or area / (w * h) < 0.7:
             continue
@@ -275,46 +288,63 @@ def _register(clean: np.ndarray) -> tuple[np.ndarray, int] | None:
         candidates.append((centroids[index], area))
 
     corners = ((0, 0), (width, 0), (width, height), (0, height))  # clockwise from top-left
-    found: dict[int, tuple[np.ndarray, float]] = {}
-    for corner_index, (cx, cy) in enumerate(corners):
-        near = [
-            (float(np.hypot(c[0] - cx, c[1] - cy)), c, a)
-            for c, a in candidates
-            if abs(c[0] - cx) < 0.3 * width and abs(c[1] - cy) < 0.3 * height
-        ]
-        if near:
-            _, centre, area = min(near, key=lambda item: item[0])
-            found[corner_index] = (centre, area)
-    if len(found) < 3:
-        return None
+    options: list[list[tuple[np.ndarray, float] | None]] = []
+    for cx, cy in corners:
+        near = sorted(
+            (c for c in candidates if abs(c[0][0] - cx) < 0.3 * width and abs(c[0][1] - cy) < 0.3 * height),
+            key=lambda c: np.hypot(c[0][0] - cx, c[0][1] - cy),
+        )
+        options.append([*near[:3], None])
 
-    areas = {i: a for i, (_, a) in found.items()}
+    best: tuple[float, np.ndarray, int] | None = None
+    for choice in itertools.product(*options):
+        found = {i: c for i, c in enumerate(choice) if c is not None}
+        if len(found) < 3:
+            continue
+        rotation_steps = _orientation({i: a for i, (_, a) in found.items()}, small, large)
+        if rotation_steps is None:
+            continue
+        fitted = _fit_marks({i: c for i, (c, _) in found.items()}, rotation_steps)
+        if fitted is None:
+            continue
+        matrix, residual = fitted
+        score = residual + (0 if len(found) == 4 else MARK_RESIDUAL_MM * _S)  # four marks beat three
+        if best is None or score < best[0]:
+            best = (score, matrix, rotation_steps)
+    if best is None:
+        return None
+    return best[1], 90 * best[2]
+
+
+def _orientation(areas: dict[int, float], small: float, large: float) -> int | None:
+    """Which image corner (clockwise from top-left) holds the sheet's top-left, from the marks' sizes."""
     largest = max(areas, key=areas.get)
     others = [a for i, a in areas.items() if i != largest]
     if areas[largest] >= 1.5 * max(others) and 0.5 * large**2 <= areas[largest] <= 1.6 * large**2:
-        rotation_steps = largest  # the large mark sits in the image's corner `largest` (clockwise)
-    elif len(found) == 3 and max(areas.values()) <= 1.6 * small**2:
+        return largest
+    if len(areas) == 3 and max(areas.values()) <= 1.6 * small**2:
         # Three small marks: the large one is the corner that was lost (cut off by a skewed feed).
-        rotation_steps = ({0, 1, 2, 3} - found.keys()).pop()
-    else:
-        return None  # cannot tell which way up the page is
-    source, target = [], []
-    for corner_index, (centre, _) in found.items():
-        template_corner = (corner_index - rotation_steps) % 4
-        mx, my = layout.MARK_CENTRES[template_corner]
-        source.append(centre)
-        target.append((mx * _S, my * _S))
-    source_h = np.hstack([np.asarray(source), np.ones((len(source), 1))])
-    solution, *_ = np.linalg.lstsq(source_h, np.asarray(target), rcond=None)
-    matrix = solution.T  # 2 × 3
-    residual = np.abs(source_h @ solution - np.asarray(target)).max()
+        return ({0, 1, 2, 3} - areas.keys()).pop()
+    return None
+
+
+def _fit_marks(centres: dict[int, np.ndarray], rotation_steps: int) -> tuple[np.ndarray, float] | None:
+    """Least-squares affine map from the marks found to the template, if it is a plausible page."""
+    source = np.asarray([centres[i] for i in sorted(centres)])
+    target = np.asarray([layout.MARK_CENTRES[(i - rotation_steps) % 4] for i in sorted(centres)]) * _S
+    source_h = np.hstack([source, np.ones((len(source), 1))])
+    solution, *_ = np.linalg.lstsq(source_h, target, rcond=None)
+    residual = float(np.abs(source_h @ solution - target).max())
     if residual > MARK_RESIDUAL_MM * _S:
         return None
-    linear = matrix[:, :2]
+    linear = solution.T[:, :2]
     singular = np.linalg.svd(linear, compute_uv=False)
-    if np.linalg.det(linear) <= 0 or not (0.8 <= singular.min() and singular.max() <= 1.25):
-        return None  # mirrored, or nothing like an A4 page
-    return matrix, 90 * rotation_steps
+    # A FAX scales a page by a few per cent and skews it a few degrees; it neither mirrors nor shears it.
+    if np.linalg.det(linear) <= 0 or not (singular.min() >= 0.85 and singular.max() <= 1.15):
+        return None
+    if singular.max() / singular.min() > 1.08:
+        return None
+    return solution.T, residual
 
 
 # --- check boxes -----------------------------------------------------------------------------------
@@ -334,7 +364,9 @@ def _realign(ink: np.ndarray, boxes: list[layout.Box]) -> tuple[int, int]:
         x, y, w, h = _px(box)
         band = slice(y + h // 5, y + h - h // 5)  # the middle of the sides: away from the corners
         columns = ink[band, max(0, x - reach) : x + w + reach + 1].sum(axis=0, dtype=np.int64)
-        rows = ink[max(0, y - reach) : y + h + reach + 1, x + w // 5 : x + w - w // 5].sum(axis=1, dtype=np.int64)
+        rows = ink[max(0, y - reach) : y + h + reach + 1, x + w // 5 : x + w - w // 5].sum(
+            axis=1, dtype=np.int64
+        )
         score_x += _edge_scores(columns, reach, w, shifts, x - reach)
         score_y += _edge_scores(rows, reach, h, shifts, y - reach)
     return int(shifts[score_x.argmax()]), int(shifts[score_y.argmax()])
@@ -387,7 +419,15 @@ def _read_marks(clean: np.ndarray, sheet: layout.SheetLayout, thresholds: Thresh
             ink = float(interior.mean()) if interior.size else 0.0
             marked, confidence = _judge_mark(ink, thresholds)
             marks.append(
-                Mark(day, band.start, band.end, marked, confidence, round(ink, 4), confidence < thresholds.review_below)
+                Mark(
+                    day,
+                    band.start,
+                    band.end,
+                    marked,
+                    confidence,
+                    round(ink, 4),
+                    confidence < thresholds.review_below,
+                )
             )
     return tuple(marks)
 
@@ -435,7 +475,11 @@ def _read_phone(ink: np.ndarray, thresholds: Thresholds) -> tuple[PhoneDigit, ..
             result.append(PhoneDigit(position, None, confidence, confidence < thresholds.digit_accept_at))
         else:
             p = predictions[position]
-            result.append(PhoneDigit(position, p.digit, round(p.confidence, 4), p.confidence < thresholds.digit_accept_at))
+            result.append(
+                PhoneDigit(
+                    position, p.digit, round(p.confidence, 4), p.confidence < thresholds.digit_accept_at
+                )
+            )
     return tuple(result)
 
 

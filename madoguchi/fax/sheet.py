@@ -143,7 +143,9 @@ def _draw_header(page: _Page, sheet: FaxSheet) -> None:
     left = layout.GRID_LEFT
     width = layout.QR_SEARCH[0] - left - 2  # the header stays clear of the code's search area
     page.fitted(left + 3, 24, TITLE, fonts.GOTHIC, 15, width - 3)
-    page.fitted(left + 3, 30.5, f"{sheet.city_name}　個人番号カード交付予約（ＦＡＸ受付）", fonts.GOTHIC, 9, width - 3)
+    page.fitted(
+        left + 3, 30.5, f"{sheet.city_name}　個人番号カード交付予約（ＦＡＸ受付）", fonts.GOTHIC, 9, width - 3
+    )
 
     box = layout.Box(left, 34, width, 27)
     page.rect(box, line=0.3)
@@ -154,7 +156,9 @@ def _draw_header(page: _Page, sheet: FaxSheet) -> None:
     if sheet.applicant_address:
         page.fitted(left + 3, 58.5, f"ご住所　{sheet.applicant_address}", fonts.GOTHIC, 8.5, width - 6)
     if not (sheet.applicant_name or sheet.applicant_address):
-        page.text(left + 3, 55, "この番号の方ご本人の用紙です。ほかの方の用紙は使えません。", fonts.GOTHIC, 8.5)
+        page.text(
+            left + 3, 55, "この番号の方ご本人の用紙です。ほかの方の用紙は使えません。", fonts.GOTHIC, 8.5
+        )
     page.fitted(left, 67, f"交付会場　{sheet.venue_name}", fonts.GOTHIC, 10, layout.GRID_RIGHT - left)
 
 
@@ -175,12 +179,24 @@ def _draw_qr(page: _Page, payload: str) -> None:
             while run < size and row[run]:
                 run += 1
             page.rect(
-                layout.Box(left + column * module, layout.QR_TOP + row_index * module, (run - column) * module, module),
+                layout.Box(
+                    left + column * module,
+                    layout.QR_TOP + row_index * module,
+                    (run - column) * module,
+                    module,
+                ),
                 fill=True,
             )
             column = run
     caption_y = layout.QR_TOP + size * module + layout.QR_QUIET_MODULES * module + 1.5
-    page.text(left + size * module / 2, caption_y, "読み取り用コード（折らないでください）", fonts.GOTHIC, 6.5, align="centre")
+    page.text(
+        left + size * module / 2,
+        caption_y,
+        "読み取り用コード（折らないでください）",
+        fonts.GOTHIC,
+        6.5,
+        align="centre",
+    )
 
 
 def _draw_instructions(page: _Page, sheet: FaxSheet) -> None:
@@ -230,7 +246,13 @@ def _draw_grid(page: _Page, sheet: FaxSheet) -> None:
 
 def _draw_phone_boxes(page: _Page) -> None:
     left = layout.GRID_LEFT
-    page.text(left, layout.PHONE_TOP - 2.5, "電話番号（日中に連絡のとれる番号。左から１マスに１つずつ数字で）", fonts.GOTHIC, 8.5)
+    page.text(
+        left,
+        layout.PHONE_TOP - 2.5,
+        "電話番号（日中に連絡のとれる番号。左から１マスに１つずつ数字で）",
+        fonts.GOTHIC,
+        8.5,
+    )
     page.text(left, layout.PHONE_TOP + 7.5, "電話番号", fonts.GOTHIC, 11)
     for position in range(layout.PHONE_DIGITS):
         page.rect(layout.phone_box(position), line=layout.PHONE_BOX_LINE)

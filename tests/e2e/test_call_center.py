@@ -138,3 +138,25 @@ def test_an_operator_books_and_logs_a_call_by_keyboard_alone(operator_page, call
         logged = db.session.scalars(select(Call)).one()
         assert logged.category == "issuance" and logged.note == "受け取りの予約を電話で受け付けた。"
     assert re.search(r"/$", page.url)
+
+
+def test_supervisors_read_call_statistics_as_a_chart(operator_page, callcenter_app):
+    """R4.3: calls per day and category, as bars beside the table."""
+    page = operator_page
+    with callcenter_app.app_context():
+        from madoguchi import calls
+
+        supervisor = make_staff(roles=("supervisor",), name="指導 陽子")
+        for n, category in enumerate(["application", "issuance", "issuance", "other", None]):
+            call = calls.incoming(f"CA{n:032d}", "+819000000000")
+            if category:
+                calls.log(call, category=category, note="", staff_id=supervisor.id)
+        db.session.commit()
+        login_id, secret = supervisor.login_id, supervisor.totp_secret
+    _sign_in(page, callcenter_app, login_id, secret)
+    page.get_by_role("link", name="通話の統計").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("通話の統計")
+    today_row = page.locator("table.daily tbody tr").last
+    expect(today_row.locator("td.count").last).to_have_text("5")
+    assert today_row.locator("svg.bar rect").count() == 4  # ア, イ, オ and 未入力
+    shot(page, "call-statistics")
