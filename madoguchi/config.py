@@ -119,13 +119,23 @@ def load(overrides: dict | None = None) -> dict:
         "PROXY_FIX_HOPS": int(os.environ.get("MADOGUCHI_PROXY_FIX_HOPS", "0")),
         # The waiting room in front of the residents' pages (R9.2; docs/capacity.md). Off by default.
         "WAITING_ROOM_ENABLED": _bool("MADOGUCHI_WAITING_ROOM_ENABLED", False),
-        "WAITING_ROOM_RATE_PER_MINUTE": float(os.environ.get("MADOGUCHI_WAITING_ROOM_RATE_PER_MINUTE", "600")),
+        "WAITING_ROOM_RATE_PER_MINUTE": float(
+            os.environ.get("MADOGUCHI_WAITING_ROOM_RATE_PER_MINUTE", "600")
+        ),
         "WAITING_ROOM_BURST": int(os.environ.get("MADOGUCHI_WAITING_ROOM_BURST", "20")),
         "WAITING_ROOM_OPENS_AT": os.environ.get("MADOGUCHI_WAITING_ROOM_OPENS_AT", ""),
         "WAITING_ROOM_WAVES": os.environ.get("MADOGUCHI_WAITING_ROOM_WAVES", ""),
-        "WAITING_ROOM_ADMITTED_MINUTES": float(os.environ.get("MADOGUCHI_WAITING_ROOM_ADMITTED_MINUTES", "30")),
+        "WAITING_ROOM_ADMITTED_MINUTES": float(
+            os.environ.get("MADOGUCHI_WAITING_ROOM_ADMITTED_MINUTES", "30")
+        ),
         "WAITING_ROOM_PASS_USES": int(os.environ.get("MADOGUCHI_WAITING_ROOM_PASS_USES", "5")),
-        "WAITING_ROOM_LATENCY_TARGET_MS": float(os.environ.get("MADOGUCHI_WAITING_ROOM_LATENCY_TARGET_MS", "0")),
+        "WAITING_ROOM_LATENCY_TARGET_MS": float(
+            os.environ.get("MADOGUCHI_WAITING_ROOM_LATENCY_TARGET_MS", "0")
+        ),
+        # Residents' requests send the messages they queued right after their commit. During a wave,
+        # set 0 and run `madoguchi outbox deliver` every minute: each message costs write
+        # transactions that queue on SQLite's one write lock with the bookings (docs/capacity.md).
+        "DELIVER_INLINE": _bool("MADOGUCHI_DELIVER_INLINE", True),
         # hide_parameters: a database error must not print values into a log (standard 4).
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
         "LOG_TRACEBACKS": True,

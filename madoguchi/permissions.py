@@ -59,7 +59,15 @@ P = Permission
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.OPERATOR: frozenset({P.SIGNED_IN, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE}),
     Role.SUPERVISOR: frozenset(
-        {P.SIGNED_IN, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE, P.CALL_STATS, P.MESSAGES, P.RECORDINGS}
+        {
+            P.SIGNED_IN,
+            P.BOOKING_READ,
+            P.BOOKING_SEARCH,
+            P.BOOKING_WRITE,
+            P.CALL_STATS,
+            P.MESSAGES,
+            P.RECORDINGS,
+        }
     ),
     Role.FAX_INTAKE: frozenset(
         {P.SIGNED_IN, P.FAX_INTAKE, P.BOOKING_READ, P.BOOKING_SEARCH, P.BOOKING_WRITE}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -106,15 +107,24 @@ def overrides(tmp_path, database_url) -> dict:
     return base_overrides(tmp_path, database_url)
 
 
+@contextmanager
+def built(create_app, overrides: dict):
+    """An app built with these settings; its connections are closed when the test is done."""
+    app = create_app(overrides)
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
 @pytest.fixture
 def app(overrides):
     from reservation import create_app
 
-    app = create_app(overrides)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with built(create_app, overrides) as app:
+        yield app
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 from flask import (
     Response,
@@ -35,7 +35,7 @@ from madoguchi.permissions import Permission
 from staffweb.guard import background, can, remote_addr, requires
 
 from ..forms import CallLogForm, PlainForm
-from . import bp
+from . import bp, period_asked
 from .console import audit_search
 
 CALL_STATUS_LABELS = {
@@ -219,26 +219,10 @@ def call_list():
     )
 
 
-def _period() -> tuple[date, date]:
-    today = dates.today()
-    try:
-        first = date.fromisoformat(request.args.get("first", ""))
-    except ValueError:
-        first = today - timedelta(days=13)
-    try:
-        last = date.fromisoformat(request.args.get("last", ""))
-    except ValueError:
-        last = today
-    if last < first or (last - first).days > 92:
-        flash(_("期間は開始日から終了日まで、93日以内で指定してください。"), "error")
-        first, last = today - timedelta(days=13), today
-    return first, last
-
-
 @bp.get("/calls/statistics")
 @requires(Permission.CALL_STATS)
 def call_statistics():
-    first, last = _period()
+    first, last = period_asked(dates.today() - timedelta(days=13))
     days = calls.statistics(first, last)
     audit.record(
         AuditTag.CALL_STATS_VIEWED,

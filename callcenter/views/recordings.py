@@ -4,7 +4,7 @@ inline with no-store; a copy leaves only through an approved provision request."
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from flask import Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -18,7 +18,7 @@ from madoguchi.permissions import Permission
 from staffweb.guard import remote_addr, requires
 
 from ..forms import DecisionForm, ExtendForm, PlainForm, ProvisionCloseForm, ProvisionForm
-from . import bp
+from . import bp, period_asked
 
 REFUSALS = {
     "reason": "理由を入力してください（500文字以内）。",
@@ -183,20 +183,10 @@ def provision_new(recording_id: str):
     )
 
 
-def _ledger_period() -> tuple[date, date]:
-    today = dates.today()
-    try:
-        first = date.fromisoformat(request.args.get("first", ""))
-        last = date.fromisoformat(request.args.get("last", ""))
-    except ValueError:
-        first, last = today.replace(day=1), today
-    return (first, last) if first <= last else (last, first)
-
-
 @bp.get("/provisions")
 @requires(Permission.RECORDINGS)
 def provision_ledger():
-    first, last = _ledger_period()
+    first, last = period_asked(dates.today().replace(day=1))
     rows = recordings.ledger(first, last)
     audit.record(
         AuditTag.PROVISION_LEDGER_VIEWED,

@@ -24,7 +24,7 @@ class AdmissionRoom(db.Model):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     # Visitors given a place so far; places are 1, 2, 3 … in arrival order after the opening.
     arrivals: Mapped[int] = mapped_column(Integer, default=0)
-    # Of those, how many came before the opening: they share places 0 … early in random order.
+    # Of those, how many came before the opening: places 1 … early, admitted in a random order.
     early: Mapped[int] = mapped_column(Integer, default=0)
     # Places up to ``frontier`` were admitted at ``frontier_at``; it grows at the rate from there.
     frontier: Mapped[float] = mapped_column(Float, default=0.0)

@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 from madoguchi import booking
 from madoguchi.extensions import db
 from madoguchi.models import Channel
+from tests.conftest import built
 from tests.factories import make_applicant, make_slot, make_venue
 from tests.staffsupport import seed_staff, signed_in
 
@@ -24,11 +25,8 @@ def cc_app(overrides):
     from callcenter import create_app
 
     overrides.update(TWILIO_AUTH_TOKEN=AUTH_TOKEN, CALL_STREAM_SECONDS=1.5)
-    app = create_app(overrides)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with built(create_app, overrides) as app:
+        yield app
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from madoguchi.cli import main as cli_main
 from madoguchi.extensions import db
 from madoguchi.fax import queue
 from madoguchi.models import Booking, DeletionRecord, FaxDocument, FaxItem, Slot
+from tests.conftest import built
 from tests.factories import make_applicant, make_staff
 from tests.faxsupport import filled_fax, seed_sheet
 from tests.staffsupport import audit_entries, seed_staff, signed_in
@@ -25,11 +26,8 @@ from tests.staffsupport import audit_entries, seed_staff, signed_in
 def fax_app(overrides):
     from callcenter import create_app
 
-    app = create_app(overrides)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with built(create_app, overrides) as app:
+        yield app
 
 
 def test_a_received_sheet_is_read_confirmed_and_booked_by_fax(fax_app):

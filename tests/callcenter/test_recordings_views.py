@@ -13,6 +13,7 @@ from sqlalchemy import select
 from madoguchi import calls, exports, recordings
 from madoguchi.extensions import db
 from madoguchi.models import CallRecording, RecordingProvision
+from tests.conftest import built
 from tests.staffsupport import audit_entries, seed_staff, signed_in
 
 
@@ -26,11 +27,8 @@ def rec_app(overrides, fake_twilio, tmp_path):
         EXPORT_SPOOL_DIR=str(tmp_path / "spool"),
         EXPORT_SCRYPT_N=2**10,  # fast for tests; the format carries its own cost
     )
-    app = create_app(overrides)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with built(create_app, overrides) as app:
+        yield app
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from madoguchi.extensions import db
 from madoguchi.fax import queue
 from madoguchi.models import Call, FaxItem
 from madoguchi.permissions import Permission, Role, permissions_of
+from tests.conftest import built
 from tests.factories import make_staff
 from tests.staffsupport import audit_entries, location, seed_staff, signed_in
 
@@ -25,11 +26,8 @@ PUBLIC = {"auth.signin", "auth.second_factor", "auth.enrol", "auth.signout"}
 def matrix_app(overrides):
     from callcenter import create_app
 
-    app = create_app({**overrides, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "CALL_STREAM_SECONDS": 0})
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with built(create_app, {**overrides, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "CALL_STREAM_SECONDS": 0}) as app:
+        yield app
 
 
 @pytest.fixture
@@ -50,7 +48,9 @@ def ids(matrix_app):
             "call_id": call.id,
             "recording_id": recording.id,
             "provision_id": provision.id,
-            "item_id": db.session.scalars(select(FaxItem.id).where(FaxItem.document_id == fax_document.id)).one(),
+            "item_id": db.session.scalars(
+                select(FaxItem.id).where(FaxItem.document_id == fax_document.id)
+            ).one(),
         }
     return {"applicant_id": caller.applicant_id, "venue_id": caller.venue_id, "message_id": "0" * 32, **found}
 

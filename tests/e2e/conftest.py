@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from tests.conftest import built
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -82,13 +84,9 @@ def live_server(app):
 def admin_app(overrides):
     """The back office on this test's database, CSRF on."""
     from admin import create_app
-    from madoguchi.extensions import db
 
-    app = create_app(overrides)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with built(create_app, overrides) as app:
+        yield app
 
 
 @pytest.fixture
@@ -101,13 +99,9 @@ def admin_server(admin_app):
 def callcenter_app(overrides):
     """The call center on this test's database, CSRF on, with a Twilio auth token for webhooks."""
     from callcenter import create_app
-    from madoguchi.extensions import db
 
-    app = create_app({**overrides, "TWILIO_AUTH_TOKEN": "e2e-twilio-auth-token"})
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with built(create_app, {**overrides, "TWILIO_AUTH_TOKEN": "e2e-twilio-auth-token"}) as app:
+        yield app
 
 
 @pytest.fixture

@@ -33,7 +33,9 @@ def test_fax_staff_confirm_a_sheet_beside_its_image(operator_page, callcenter_ap
     page.get_by_label("職員ID").fill(login_id)
     page.get_by_label("パスワード").fill(STAFF_PASSWORD)
     page.get_by_role("button", name="次へ").click()
-    page.get_by_label("確認コード").fill(pyotp.TOTP(secret).at(callcenter_app.extensions["madoguchi.clock"].now()))
+    page.get_by_label("確認コード").fill(
+        pyotp.TOTP(secret).at(callcenter_app.extensions["madoguchi.clock"].now())
+    )
     page.keyboard.press("Enter")
     page.get_by_role("link", name="FAX受付").click()
     page.get_by_label(re.compile("受信したFAXの画像")).set_input_files(str(upload))

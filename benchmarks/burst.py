@@ -1,0 +1,586 @@
+"""The booking burst (R9.2): a wave of notices lands and residents book all at once, while
+operators search and venue staff check people in.
+
+    .venv/bin/python benchmarks/burst.py --db sqlite
+    .venv/bin/python benchmarks/burst.py --db postgresql     # as root: creates madoguchi_bench
+
+Phases, all against gunicorn on 127.0.0.1 with the same worker settings:
+
+1. ceiling   — a minimal Flask endpoint doing one raw conditional UPDATE + INSERT per request
+               (benchmarks/ceiling_app.py), closed loop: the most bookings/s this machine serves.
+2. booking   — the residents' real booking request (POST /confirm: CSRF, session, waiting-room
+               ticket, the booking service, the confirmation e-mail to the outbox), closed loop
+               with prepared holds: bookings/s and its ratio to the ceiling.
+3. admitted  — residents arrive at the waiting room's admitted rate and walk the whole flow
+               (waiting room, identify, contact, venue, calendar, hold, confirm, done), while
+               operators search by phone/number (call center) and venue staff look numbers up.
+4. overload  — ten times more arrivals than the admitted rate, starting before the opening:
+               admitted residents and staff must keep their latency targets; the rest wait.
+
+Then every slot is checked for overbooking. Each phase is bounded in time; the whole run takes
+3–5 minutes. Figures and how to read them: docs/capacity.md; recorded ones: benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import common  # noqa: E402
+from benchmarks.common import REFRESH, SLOT_ID, Client, Stats, csrf_of, pct  # noqa: E402
+
+TARGETS = {"book": 200.0, "hold": 200.0, "calendar": 50.0, "search_phone": 20.0, "search_number": 20.0}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--applicants", type=int, default=40_000)
+    parser.add_argument(
+        "--workers", type=int, default=4, help="gunicorn sync workers (residents and ceiling)"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=32, help="concurrent clients in the closed-loop phases"
+    )
+    parser.add_argument("--closed-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--rate", type=float, default=5.0, help="admitted residents per second (waiting room)"
+    )
+    parser.add_argument("--scenario-seconds", type=float, default=45.0)
+    parser.add_argument("--overload", type=float, default=10.0, help="arrivals / admitted rate in phase 4")
+    parser.add_argument("--staff-rate", type=float, default=4.0, help="operator searches per second")
+    parser.add_argument("--checkin-rate", type=float, default=2.0, help="venue look-ups per second")
+    parser.add_argument("--max-refresh", type=float, default=60.0, help="cap on a waiting page's refresh (s)")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated phases to skip (ceiling,booking,admitted,overload)"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+    return parser.parse_args(argv)
+
+
+# ---- phase 1 and 2: closed loops -------------------------------------------------------------------
+async def closed_loop(make_request, clients: int, seconds: float) -> tuple[int, float]:
+    """``clients`` coroutines call ``make_request(i)`` back to back; returns (successes, elapsed)."""
+    done = 0
+    stop = time.perf_counter() + seconds
+    started = time.perf_counter()
+
+    async def worker(i):
+        nonlocal done
+        n = 0
+        while time.perf_counter() < stop:
+            ok = await make_request(i, n)
+            if ok is None:
+                return
+            done += bool(ok)
+            n += 1
+
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    return done, time.perf_counter() - started
+
+
+async def run_ceiling(base: str, args, stats: Stats) -> float:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=args.clients * 2)
+    client = Client(base, stats, connector)
+    rng = random.Random(1)
+
+    async def one(_i, _n):
+        status, _, _ = await client.request(
+            "ceiling", "POST", "/book", data={"slot_id": str(rng.randint(1, 1000))}
+        )
+        return status == 200
+
+    done, elapsed = await closed_loop(one, args.clients, args.closed_seconds)
+    await client.close()
+    await connector.close()
+    return done / elapsed
+
+
+def prepare_holds(app, people, count: int, after: timedelta):
+    """Holds made in the database for ``count`` residents, with each one's session cookie, CSRF
+    token and admitted waiting-room ticket made as the app would (the harness knows SECRET_KEY)."""
+    from flask import g, session
+    from flask_wtf.csrf import generate_csrf
+    from sqlalchemy import select, update
+
+    from madoguchi import admission, dates
+    from madoguchi.crypto import new_row_id
+    from madoguchi.extensions import db
+    from madoguchi.models import Hold, Slot
+
+    prepared = []
+    with app.app_context():
+        now = dates.now()
+        slots = db.session.execute(
+            select(Slot.id, Slot.venue_id, Slot.capacity - Slot.taken).where(Slot.starts_at > now + after)
+        ).all()
+        free = {}
+        for sid, vid, left in slots:
+            free.setdefault(vid, []).extend([sid] * left)
+        holds, taken = [], {}
+        for p in people:
+            if len(holds) >= count or not free.get(p.venue_id):
+                continue
+            sid = free[p.venue_id].pop()
+            hid = new_row_id()
+            holds.append(
+                dict(
+                    id=hid,
+                    slot_id=sid,
+                    applicant_id=p.id,
+                    expires_at=now + timedelta(hours=2),
+                    created_at=now,
+                )
+            )
+            taken[sid] = taken.get(sid, 0) + 1
+            prepared.append((p, hid))
+        db.session.execute(Hold.__table__.insert(), holds)
+        for sid, n in taken.items():
+            db.session.execute(update(Slot).where(Slot.id == sid).values(taken=Slot.taken + n))
+        db.session.commit()
+        settings = app.extensions["madoguchi.admission"]
+        serializer = app.session_interface.get_signing_serializer(app)
+        out = []
+        for p, hid in prepared:
+            with app.test_request_context("/confirm"):
+                g.pop("csrf_token", None)  # Flask-WTF caches the token in g, which this loop shares
+                session.permanent = True
+                session["applicant_id"] = p.id
+                session["flow"] = "book"
+                token = generate_csrf()
+                cookie = serializer.dumps(dict(session))
+                ticket = admission.Ticket(settings.room, 1, False, new_row_id(), now.timestamp())
+                queue = admission.sign(ticket, app.config["SECRET_KEY"], now)
+            out.append((f"session={cookie}; {admission.COOKIE}={queue}", token, hid))
+    return out
+
+
+async def run_booking(base: str, prepared, args, stats: Stats) -> float:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=args.clients * 2)
+    client = Client(base, stats, connector, cookies=False)
+    queue = iter(prepared)
+
+    async def one(_i, _n):
+        item = next(queue, None)
+        if item is None:
+            return None
+        cookie, token, hold_id = item
+        # A plain header, no cookie jar: every request is another resident.
+        status, where, _ = await client.request(
+            "book",
+            "POST",
+            "/confirm",
+            data={"csrf_token": token, "hold_id": hold_id},
+            headers={"Cookie": cookie},
+        )
+        return status == 302 and where.endswith("/done")
+
+    done, elapsed = await closed_loop(one, args.clients, args.closed_seconds)
+    await client.close()
+    await connector.close()
+    return done / elapsed
+
+
+# ---- phase 3 and 4: residents, operators, venue staff ----------------------------------------------
+async def resident(base, person, stats: Stats, connector, rng, deadline, args, outcome: dict) -> None:
+    client = Client(base, stats, connector)
+    try:
+        while True:
+            status, _, body = await client.request("entry", "GET", "/")
+            waiting = REFRESH.search(body)
+            stats.latencies["waiting" if waiting else "index"].append(stats.latencies["entry"].pop())
+            if status == 0 or status >= 500:
+                outcome["error"] += 1
+                return
+            if not waiting:
+                break
+            if time.monotonic() > deadline:
+                outcome["still_waiting"] += 1
+                return
+            # As a browser does: reload after the page's refresh time (not past the scenario's end).
+            await asyncio.sleep(
+                max(min(float(waiting.group(1)), args.max_refresh, deadline - time.monotonic()), 0.1)
+            )
+        outcome["admitted"] += 1
+        _, _, page = await client.request("start", "GET", "/start")
+        status, where, _ = await client.request(
+            "identify",
+            "POST",
+            "/start",
+            data={
+                "csrf_token": csrf_of(page),
+                "reservation_number": person.number,
+                "birth_date": person.birth.isoformat().replace("-", "/"),
+            },
+        )
+        if not where.endswith("/contact"):
+            outcome[f"identify:{status}"] += 1
+            return
+        _, _, page = await client.request("contact", "GET", "/contact")
+        await client.request(
+            "contact",
+            "POST",
+            "/contact",
+            data={"csrf_token": csrf_of(page), "email": "", "phone": person.phone},
+        )
+        await client.request("venue", "GET", "/venue")
+        for attempt in range(4):
+            week = (datetime.now(UTC) + timedelta(days=7 * attempt)).date().isoformat()
+            _, _, page = await client.request(
+                "calendar", "GET", "/slots" + (f"?from={week}" if attempt else "")
+            )
+            free = SLOT_ID.findall(page)
+            if not free:
+                continue
+            status, where, _ = await client.request(
+                "hold", "POST", "/hold", data={"csrf_token": csrf_of(page), "slot_id": rng.choice(free)}
+            )
+            if where.endswith("/confirm"):
+                break
+            outcome["slot_taken_meanwhile"] += 1
+        else:
+            outcome["no_place"] += 1
+            return
+        _, _, page = await client.request("confirm_page", "GET", "/confirm")
+        hold = common.HOLD_ID.search(page)
+        if not hold:
+            outcome["hold_lost"] += 1
+            return
+        status, where, _ = await client.request(
+            "book", "POST", "/confirm", data={"csrf_token": csrf_of(page), "hold_id": hold.group(1)}
+        )
+        if not where.endswith("/done"):
+            outcome[f"book:{status}"] += 1
+            return
+        await client.request("done", "GET", "/done")
+        outcome["booked"] += 1
+    finally:
+        await client.close()
+
+
+async def operator(base, login, secret, people, stats, rate, stop: asyncio.Event, connector):
+    client = Client(base, stats, connector)
+    rng = random.Random(login)
+    try:
+        if not await common.staff_sign_in(client, login, secret):
+            stats.failures["operator_signin"] += 1
+            return
+        _, _, page = await client.request("console", "GET", "/")
+        token = csrf_of(page)
+        n = 0
+        while not stop.is_set():
+            p = rng.choice(people)
+            kind, q = ("search_phone", p.phone) if n % 2 else ("search_number", p.number)
+            await client.request(kind, "POST", "/search", data={"csrf_token": token, "q": q, "birth": ""})
+            n += 1
+            await asyncio.sleep(common.jitter(rng, 1 / rate))
+    finally:
+        await client.close()
+
+
+async def venue_desk(base, secret, venue_id, people, stats, rate, stop: asyncio.Event, connector):
+    client = Client(base, stats, connector)
+    rng = random.Random(venue_id)
+    try:
+        if not await common.staff_sign_in(client, "bench-venue", secret):
+            stats.failures["venue_signin"] += 1
+            return
+        path = f"/venues/{venue_id}/checkin"
+        _, _, page = await client.request("checkin_page", "GET", path)
+        token = csrf_of(page)
+        while not stop.is_set():
+            p = rng.choice(people)
+            await client.request("checkin", "POST", path, data={"csrf_token": token, "number": p.number})
+            await asyncio.sleep(common.jitter(rng, 1 / rate))
+    finally:
+        await client.close()
+
+
+async def scenario(
+    servers, people, staff, venue_ids, args, rate: float, seconds: float, *, grace: float = 20.0
+):
+    """Residents arriving at ``rate`` per second for ``seconds`` (Poisson), staff working throughout."""
+    import aiohttp
+
+    residents_stats, staff_stats = Stats(), Stats()
+    outcome: dict = __import__("collections").defaultdict(int)
+    connector = aiohttp.TCPConnector(limit=400)
+    staff_connector = aiohttp.TCPConnector(limit=20)
+    stop = asyncio.Event()
+    rng = random.Random(int(rate * 1000))
+    staff_tasks = [
+        asyncio.create_task(
+            operator(
+                servers["callcenter"].base,
+                login,
+                staff[login],
+                people,
+                staff_stats,
+                args.staff_rate / 2,
+                stop,
+                staff_connector,
+            )
+        )
+        for login in ("bench-operator", "bench-operator2")
+    ] + [
+        asyncio.create_task(
+            venue_desk(
+                servers["admin"].base,
+                staff["bench-venue"],
+                venue_ids[0],
+                people,
+                staff_stats,
+                args.checkin_rate,
+                stop,
+                staff_connector,
+            )
+        )
+    ]
+    await asyncio.sleep(3)  # staff sign in first (argon2 is slow on purpose)
+    deadline = time.monotonic() + seconds + grace
+    started = time.monotonic()
+    tasks = []
+    crowd = iter(people)
+    while time.monotonic() - started < seconds:
+        person = next(crowd, None)
+        if person is None:
+            break
+        tasks.append(
+            asyncio.create_task(
+                resident(
+                    servers["residents"].base,
+                    person,
+                    residents_stats,
+                    connector,
+                    rng,
+                    deadline,
+                    args,
+                    outcome,
+                )
+            )
+        )
+        await asyncio.sleep(common.jitter(rng, 1 / rate))
+    arrivals = len(tasks)
+    _, pending = await asyncio.wait(tasks, timeout=max(deadline - time.monotonic(), 1) + 15)
+    # Residents still on their way when the scenario ends are stopped and counted, not failed.
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    outcome["cut_off_at_the_end"] += len(pending)
+    elapsed = time.monotonic() - started
+    stop.set()
+    await asyncio.gather(*staff_tasks, return_exceptions=True)
+    await connector.close()
+    await staff_connector.close()
+    return {
+        "arrivals": arrivals,
+        "elapsed": elapsed,
+        "outcome": dict(outcome),
+        "residents": residents_stats,
+        "staff": staff_stats,
+        "bookings_per_second": outcome["booked"] / elapsed,
+    }
+
+
+def summary(stats: Stats) -> dict:
+    return {
+        kind: {"n": len(v), "p50": pct(v, 50), "p95": pct(v, 95), "p99": pct(v, 99), "max": max(v)}
+        for kind, v in stats.latencies.items()
+        if v
+    }
+
+
+def verdicts(result: dict) -> list[str]:
+    lines = []
+    merged = {**summary(result["residents"]), **summary(result["staff"])}
+    for kind, target in TARGETS.items():
+        if kind in merged:
+            p99 = merged[kind]["p99"]
+            ok = p99 <= target if kind in ("book", "hold") else p99 < target
+            lines.append(
+                f"    {kind:<14} p99 {p99:7.1f} ms  target {'≤' if kind in ('book', 'hold') else '<'} {target:.0f} ms  {'ok' if ok else 'MISSED'}"
+            )
+    errors = result["residents"].total_server_errors + result["staff"].total_server_errors
+    lines.append(f"    server errors  {errors}  {'ok' if errors == 0 else 'MISSED'}")
+    return lines
+
+
+# ---- the run ----------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    print(f"machine: {common.machine()}")
+    setup = common.configure(args.db)
+    print(f"database: {setup.kind}; work folder {setup.workdir}")
+    t = time.perf_counter()
+    app = common.make_app()
+    common.migrate(app)
+    venue_ids = common.seed_venues_and_slots(app, weeks=12)
+    people = common.seed_applicants(app, args.applicants, venue_ids)
+    staff = common.seed_staff(app, venue_ids)
+    from benchmarks import ceiling_app
+
+    ceiling_app.prepare()
+    slots = common.future_slots(app)
+    print(
+        f"seeded {len(people):,} applicants (bulk, precomputed ciphertexts), {len(slots):,} future slots with "
+        f"{sum(s[2] for s in slots):,} places, 3 staff, in {time.perf_counter() - t:.1f} s"
+    )
+    rng = random.Random(2026)
+    rng.shuffle(people)
+    results: dict = {
+        "machine": common.machine(),
+        "db": setup.kind,
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    room_env = {
+        # Messages go out by `madoguchi outbox deliver`, not inside the booking requests (docs/capacity.md).
+        "MADOGUCHI_DELIVER_INLINE": "0",
+        "MADOGUCHI_WAITING_ROOM_ENABLED": "1",
+        "MADOGUCHI_WAITING_ROOM_RATE_PER_MINUTE": str(args.rate * 60),
+        "MADOGUCHI_WAITING_ROOM_BURST": str(max(int(args.rate * 2), 1)),
+    }
+
+    ceiling = None
+    if "ceiling" not in skip:
+        server = common.Server(
+            setup,
+            "ceiling_app:create_app()",
+            workers=args.workers,
+            chdir=common.ROOT / "benchmarks",
+            name="ceiling",
+        )
+        stats = Stats()
+        ceiling = asyncio.run(run_ceiling(server.base, args, stats))
+        server.stop()
+        print(
+            f"\n1. ceiling: {ceiling:,.0f} bookings/s (raw conditional UPDATE + INSERT, {args.workers} sync workers, "
+            f"{args.clients} clients)"
+        )
+        print(stats.table("ceiling requests"))
+        results["ceiling"] = {
+            "per_second": ceiling,
+            "latency": summary(stats),
+            "errors": stats.total_server_errors,
+        }
+
+    servers = {
+        "residents": common.Server(
+            setup, "reservation:create_app()", workers=args.workers, env=room_env, name="residents"
+        ),
+        "callcenter": common.Server(
+            setup, "callcenter:create_app()", workers=2, worker_class="gthread", threads=16, name="callcenter"
+        ),
+        "admin": common.Server(setup, "admin:create_app()", workers=2, name="admin"),
+    }
+    try:
+        used = 0
+        if "booking" not in skip:
+            app.extensions["madoguchi.admission"] = __import__(
+                "madoguchi.admission", fromlist=["x"]
+            ).settings_from(
+                {**app.config, "WAITING_ROOM_ENABLED": True, "WAITING_ROOM_RATE_PER_MINUTE": args.rate * 60}
+            )
+            count = int(min(12_000, len(people) // 3))
+            prepared = prepare_holds(app, people[:count], count, timedelta(weeks=5))
+            used = count
+            stats = Stats()
+            per_second = asyncio.run(run_booking(servers["residents"].base, prepared, args, stats))
+            print(
+                f"\n2. booking request alone: {per_second:,.0f} bookings/s with {len(prepared):,} prepared holds"
+            )
+            if ceiling:
+                print(f"   ratio to the ceiling: {per_second / ceiling:.0%}  (target ≥ 50%)")
+            print(stats.table("booking requests (POST /confirm)"))
+            results["booking"] = {
+                "per_second": per_second,
+                "ratio": per_second / ceiling if ceiling else None,
+                "latency": summary(stats),
+                "errors": stats.total_server_errors,
+            }
+        if "admitted" not in skip:
+            crowd = people[used:]
+            result = asyncio.run(
+                scenario(servers, crowd, staff, venue_ids, args, args.rate, args.scenario_seconds)
+            )
+            used += result["arrivals"]
+            print(
+                f"\n3. admitted rate: {result['arrivals']} residents arrived at {args.rate}/s over "
+                f"{args.scenario_seconds:.0f} s; {result['bookings_per_second']:.1f} bookings/s; outcome {result['outcome']}"
+            )
+            print(result["residents"].table("residents"))
+            print(result["staff"].table("staff (call center search, venue look-up)"))
+            print("\n".join(verdicts(result)))
+            results["admitted"] = {
+                "arrivals": result["arrivals"],
+                "outcome": result["outcome"],
+                "bookings_per_second": result["bookings_per_second"],
+                "residents": summary(result["residents"]),
+                "staff": summary(result["staff"]),
+                "errors": result["residents"].total_server_errors + result["staff"].total_server_errors,
+            }
+        if "overload" not in skip:
+            # A new opening a few seconds ahead: the first arrivals are early and get shuffled.
+            servers["residents"].stop()
+            opens = datetime.now(UTC) + timedelta(seconds=8)
+            servers["residents"] = common.Server(
+                setup,
+                "reservation:create_app()",
+                workers=args.workers,
+                name="residents-overload",
+                env={**room_env, "MADOGUCHI_WAITING_ROOM_OPENS_AT": opens.isoformat()},
+            )
+            crowd = people[used:]
+            arrival_rate = args.rate * args.overload
+            result = asyncio.run(
+                scenario(
+                    servers, crowd, staff, venue_ids, args, arrival_rate, args.scenario_seconds, grace=10.0
+                )
+            )
+            print(
+                f"\n4. overload: {result['arrivals']} residents arrived at {arrival_rate:.0f}/s "
+                f"({args.overload:.0f}× the admitted {args.rate}/s, opening {8} s after the start); "
+                f"{result['bookings_per_second']:.1f} bookings/s; outcome {result['outcome']}"
+            )
+            print(result["residents"].table("residents (admitted ones; 'waiting' = the waiting page)"))
+            print(result["staff"].table("staff (call center search, venue look-up)"))
+            print("\n".join(verdicts(result)))
+            results["overload"] = {
+                "arrivals": result["arrivals"],
+                "outcome": result["outcome"],
+                "bookings_per_second": result["bookings_per_second"],
+                "residents": summary(result["residents"]),
+                "staff": summary(result["staff"]),
+                "errors": result["residents"].total_server_errors + result["staff"].total_server_errors,
+            }
+    finally:
+        for server in servers.values():
+            server.stop()
+    check = common.overbooking(app)
+    print(
+        f"\noverbooking check: {check['overbooked']} overbooked slots of {check['slots']:,} "
+        f"({check['bookings']:,} bookings; {check['counter_mismatch']} slots whose counter differs from "
+        f"live bookings + holds)"
+    )
+    results["overbooking"] = check
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
+    return 0 if check["overbooked"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

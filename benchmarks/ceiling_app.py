@@ -1,0 +1,121 @@
+"""The ceiling of this machine for this stack (R9.2 benchmark): a minimal Flask endpoint that books
+with one raw conditional UPDATE + one INSERT in one transaction, through the DB-API driver the app
+uses (sqlite3 / psycopg), with the same durability settings (SQLite WAL + synchronous=NORMAL).
+
+Served by gunicorn with the same worker settings as the residents' app; ``burst.py`` divides our
+booking throughput by this one's. It uses its own two tables (``ceiling_slots``,
+``ceiling_bookings``) in the benchmark database, created by ``prepare``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from datetime import UTC, datetime
+
+from flask import Flask, request
+
+_connection = None
+
+
+def _url() -> str:
+    return os.environ["DATABASE_URL"]
+
+
+def _connect():
+    url = _url()
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+def _conn():
+    global _connection
+    if _connection is None:
+        _connection = _connect()
+    return _connection
+
+
+def book(slot_id: int) -> bool:
+    conn = _conn()
+    now = datetime.now(UTC).isoformat()
+    booking_id = secrets.token_hex(16)
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            taken = conn.execute(
+                "UPDATE ceiling_slots SET taken = taken + 1 WHERE id = ? AND taken < capacity", (slot_id,)
+            ).rowcount
+            if taken:
+                conn.execute(
+                    "INSERT INTO ceiling_bookings (id, slot_id, created_at) VALUES (?, ?, ?)",
+                    (booking_id, slot_id, now),
+                )
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        return bool(taken)
+    with conn.transaction():
+        taken = conn.execute(
+            "UPDATE ceiling_slots SET taken = taken + 1 WHERE id = %s AND taken < capacity", (slot_id,)
+        ).rowcount
+        if taken:
+            conn.execute(
+                "INSERT INTO ceiling_bookings (id, slot_id, created_at) VALUES (%s, %s, %s)",
+                (booking_id, slot_id, now),
+            )
+    return bool(taken)
+
+
+def prepare(slots: int = 1000, capacity: int = 1_000_000) -> None:
+    """Create (or reset) the ceiling's tables."""
+    conn = _connect()
+    statements = [
+        "DROP TABLE IF EXISTS ceiling_bookings",
+        "DROP TABLE IF EXISTS ceiling_slots",
+        "CREATE TABLE ceiling_slots (id INTEGER PRIMARY KEY, capacity INTEGER NOT NULL, taken INTEGER NOT NULL,"
+        " CHECK (taken <= capacity))",
+        "CREATE TABLE ceiling_bookings (id VARCHAR(32) PRIMARY KEY, slot_id INTEGER NOT NULL"
+        " REFERENCES ceiling_slots (id), created_at VARCHAR(40) NOT NULL)",
+    ]
+    if isinstance(conn, sqlite3.Connection):
+        for statement in statements:
+            conn.execute(statement)
+        conn.executemany(
+            "INSERT INTO ceiling_slots VALUES (?, ?, 0)", [(i, capacity) for i in range(1, slots + 1)]
+        )
+    else:
+        with conn.transaction():
+            for statement in statements:
+                conn.execute(statement)
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO ceiling_slots VALUES (%s, %s, 0)",
+                    [(i, capacity) for i in range(1, slots + 1)],
+                )
+    conn.close()
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+
+    @app.post("/book")
+    def _book():
+        slot = request.form.get("slot_id", "")
+        if not slot.isdigit():
+            return "bad slot", 400
+        return ("booked", 200) if book(int(slot)) else ("full", 409)
+
+    @app.get("/static/css/site.css")
+    def _ready():
+        return "ok"
+
+    return app
