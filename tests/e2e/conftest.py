@@ -59,10 +59,39 @@ def overrides(overrides):
     return overrides
 
 
+def _closing(app):
+    """Close every response before it is sent, as gunicorn closes it right after sending.
+
+    Werkzeug's development server skips ``close()`` when the browser resets the connection (Chromium
+    does, following a redirect), and the app sends a request's messages on close: the tests would
+    wait for mail that a production server sends. Event streams pass through unbuffered."""
+
+    def app_closing_responses(environ, start_response):
+        captured = {}
+
+        def remember(status, headers, exc_info=None):
+            captured["headers"] = headers
+            return start_response(status, headers, exc_info)
+
+        body = app(environ, remember)
+        streaming = any(
+            k.lower() == "content-type" and "event-stream" in v for k, v in captured.get("headers", [])
+        )
+        if streaming:
+            return body
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    return app_closing_responses
+
+
 @contextmanager
 def serving(app):
     """Serve ``app`` on a real HTTP server (127.0.0.1, a free port); yields the base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, _closing(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
     thread.start()
     try:

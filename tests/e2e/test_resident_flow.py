@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from madoguchi import booking, dates, numbers
+from madoguchi import booking, dates, notify, numbers
 from madoguchi.extensions import begin_write, db
 from madoguchi.models import Applicant, Booking, Hold, Slot
 from tests.e2e.conftest import shot
@@ -99,7 +99,7 @@ def next_button(page):
 
 
 def read_mails(outbox: Path, count: int, timeout: float = 5.0) -> list[email.message.EmailMessage]:
-    """The .eml files the outbox mailer wrote, oldest first (delivery runs right after the commit)."""
+    """The .eml files the outbox mailer wrote, oldest first (a request's mail goes out after its response)."""
     deadline = time.monotonic() + timeout
     while True:
         files = sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns) if outbox.exists() else []
@@ -203,6 +203,7 @@ def test_change_then_cancel(page, app, overrides):
         applicant = db.session.get(Applicant, who.applicant_id)
         booking.book(applicant, first.id, actor=booking.Actor.resident())
         db.session.commit()
+        notify.deliver()  # what the request that booked would have sent after its response
 
     page.goto("/")
     page.get_by_role("link", name="予約の確認・変更・取消").click()
