@@ -43,7 +43,7 @@ from datetime import UTC, date, datetime, timedelta
 from statistics import quantiles
 
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import case, select, update
 
 from .config import ConfigError
 from .dates import TOKYO
@@ -247,16 +247,18 @@ def _ensure_room(settings: Settings, now: datetime) -> None:
     _insert_ignore(AdmissionRoom, values)
 
 
-def _insert_ignore(model, values: dict) -> int:
+def _insert_ignore(model, values: dict) -> bool:
+    """Insert the row unless its key exists; True when this call inserted it. Decided by RETURNING:
+    psycopg reports no row count (-1) for INSERT … ON CONFLICT DO NOTHING."""
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
+    else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - SQLite and PostgreSQL are the supported stores
-        return db.session.execute(insert(model).values(**values)).rowcount
-    statement = dialect_insert(model).values(**values).on_conflict_do_nothing()
-    return db.session.execute(statement).rowcount
+    table = model.__table__
+    primary = list(table.primary_key.columns)[0]
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing().returning(primary)
+    return db.session.execute(statement).first() is not None
 
 
 def arrive(settings: Settings, now: datetime) -> Ticket:

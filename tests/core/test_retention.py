@@ -165,7 +165,7 @@ def test_the_deletion_report_prints_every_field(ctx, tmp_path):
         assert label in flat, label
     for value in (
         "交付対象者の個人情報",
-        "データベース（SQLite）",
+        "データベース（",  # the medium (its name wraps differently per database)
         "行の削除",
         "責任太郎",
         "立会花子",
