@@ -110,6 +110,11 @@ def waiting(now: datetime | None = None) -> list[Call]:
     )
 
 
+def caller_matches(call: Call) -> int:
+    """How many applicants the caller's number belongs to (polled every second per console)."""
+    return search.count_by_phone_key(call.caller_bidx)
+
+
 def callers_hits(call: Call) -> list[search.Hit]:
     """The caller's applicants and their live bookings, by the encrypted number's blind index."""
     return search.by_phone_key(call.caller_bidx)

@@ -309,6 +309,16 @@ def close(provision: RecordingProvision, *, closure: str, now: datetime | None =
     return provision
 
 
+def provisions_of(recording: CallRecording) -> list[RecordingProvision]:
+    return list(
+        db.session.scalars(
+            select(RecordingProvision)
+            .where(RecordingProvision.recordings.contains(recording))
+            .order_by(RecordingProvision.requested_at)
+        )
+    )
+
+
 def ledger(first: date, last: date) -> list[RecordingProvision]:
     start, _ = dates.day_bounds(first)
     _, end = dates.day_bounds(last)

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from . import normalize, numbers
 from .extensions import db
@@ -94,6 +94,15 @@ def by_phone_key(phone_key: str | None, limit: int = MAX_RESULTS) -> list[Hit]:
     if not phone_key:
         return []
     return applicants_matching(Applicant.phone_bidx == phone_key, limit)
+
+
+def count_by_phone_key(phone_key: str | None) -> int:
+    """How many applicants have this phone: the incoming-call feed needs the number, not the rows."""
+    if not phone_key:
+        return 0
+    return db.session.scalar(
+        select(func.count()).select_from(Applicant).where(Applicant.phone_bidx == phone_key)
+    )
 
 
 def applicants_matching(condition, limit: int) -> list[Hit]:

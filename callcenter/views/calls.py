@@ -64,7 +64,7 @@ def _feed() -> list[dict]:
         {
             "id": call.id,
             "since": f"{dates.tokyo(call.started_at):%H:%M:%S}",
-            "matches": len(calls.callers_hits(call)) if call.caller_bidx else 0,
+            "matches": calls.caller_matches(call),
             "withheld": call.caller_bidx is None,
         }
         for call in waiting

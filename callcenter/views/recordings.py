@@ -82,12 +82,8 @@ def recording_detail(recording_id: str):
         "callcenter/recording.html",
         recording=recording,
         form=ExtendForm(until=minimum + timedelta(days=90)),
-        provisions=[p for p in recording_provisions(recording)],
+        provisions=recordings.provisions_of(recording),
     )
-
-
-def recording_provisions(recording: CallRecording) -> list[RecordingProvision]:
-    return [p for p in db.session.scalars(select(RecordingProvision)) if recording in p.recordings]
 
 
 @bp.get("/recordings/<recording_id>/audio")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from flask import current_app
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from .. import applicants, booking, dates, numbers, wipe
 from ..crypto import decrypt_file_bytes, encrypt_file_bytes, new_file_key, new_row_id
@@ -166,6 +166,7 @@ def page_png(item: FaxItem, *, width: int = 1000) -> bytes:
     document = item.document
     if document.deleted_at is not None or not document.file_key_ct:
         raise FaxRefused("image_deleted")
+    turned = reading(item).get("rotation") or 0
     data = decrypt_file_bytes(
         (_store_dir() / document.stored_file).read_bytes(),
         file_key=document.file_key,
@@ -175,7 +176,6 @@ def page_png(item: FaxItem, *, width: int = 1000) -> bytes:
         for page in images.pages(data):
             if page.index == item.page_index:
                 picture = Image.fromarray(page.grey)
-                turned = reading(item).get("rotation") or 0
                 if turned:
                     # ``rotation`` is how far clockwise the page had turned; PIL turns anticlockwise.
                     picture = picture.rotate(turned, expand=True)
@@ -323,16 +323,20 @@ def due_documents(today: date | None = None) -> list[FaxDocument]:
     """Documents whose every page is handled and whose retention (from the last handling) ended.
     A page still waiting keeps its image: an unprocessed sheet is never deleted."""
     today = today or dates.today()
-    candidates = db.session.scalars(select(FaxDocument).where(FaxDocument.deleted_at.is_(None))).all()
-    due = []
-    for document in candidates:
-        items = db.session.scalars(select(FaxItem).where(FaxItem.document_id == document.id)).all()
-        if not items or any(i.status == OPEN for i in items):
-            continue
-        last = max(dates.tokyo(i.handled_at).date() for i in items)
-        if last + timedelta(days=retention_days()) < today:
-            due.append(document)
-    return due
+    waiting = func.sum(case((FaxItem.status == OPEN, 1), else_=0))
+    rows = db.session.execute(
+        select(FaxItem.document_id, func.max(FaxItem.handled_at), waiting)
+        .join(FaxDocument, FaxItem.document_id == FaxDocument.id)
+        .where(FaxDocument.deleted_at.is_(None))
+        .group_by(FaxItem.document_id)
+    ).all()
+    keep = timedelta(days=retention_days())
+    due_ids = [
+        document_id
+        for document_id, last_handled, open_pages in rows
+        if not open_pages and last_handled is not None and dates.tokyo(last_handled).date() + keep < today
+    ]
+    return list(db.session.scalars(select(FaxDocument).where(FaxDocument.id.in_(due_ids)))) if due_ids else []
 
 
 def destroy_image(document: FaxDocument, *, now: datetime | None = None) -> None:
