@@ -27,15 +27,15 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import current_app, g, has_request_context, render_template
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from . import dates, guidance, normalize, numbers
-from .crypto import new_row_id
+from .crypto import current_keyring, new_row_id
 from .extensions import begin_write, db
-from .models import Booking, BookingEvent, OutboundMessage, Slot, Status
+from .models import Applicant, Booking, BookingEvent, OutboundMessage, Slot, Status
 
 SUBJECTS = {
     "booking_confirmed": "【{city}】個人番号カード受け取りのご予約を受け付けました",
@@ -72,26 +72,109 @@ def mobile_e164(phone: str | None) -> str | None:
     return "+81" + digits[1:]
 
 
-def queue_booking_message(booking: Booking, template: str) -> list[OutboundMessage]:
-    """Queue the e-mail when the applicant gave an address and the SMS when the phone is a mobile
-    number (R3.4); phone, FAX and counter bookings send the same (R4.1). Returns what was queued."""
+def queue_booking_message(booking: Booking, template: str) -> list[str]:
+    """``queue_message`` for a booking the caller has loaded."""
+    return queue_message(channels_for(booking.applicant), booking.id, booking.slot_id, template)
+
+
+def channels_for(applicant: Applicant) -> tuple[str, ...]:
+    """The e-mail when the applicant gave an address, the SMS when the phone is a mobile number (R3.4)."""
+    return _channels(applicant.email, applicant.phone)
+
+
+def _channels(email: str | None, phone: str | None) -> tuple[str, ...]:
+    return tuple(
+        kind for kind, wanted in (("email", bool(email)), ("sms", bool(mobile_e164(phone)))) if wanted
+    )
+
+
+_APPLICANTS = Applicant.__table__
+_CONTACT = select(_APPLICANTS.c.email_ct, _APPLICANTS.c.phone_ct).where(
+    _APPLICANTS.c.id == bindparam("applicant_id")
+)
+_QUEUE = insert(OutboundMessage.__table__)
+
+
+def channels_of(applicant_id: str) -> tuple[str, ...]:
+    """``channels_for`` from the applicant's row alone (two columns, no object loaded): the booking
+    hot path (R9.2)."""
+    row = db.session.connection().execute(_CONTACT, {"applicant_id": applicant_id}).one_or_none()
+    if row is None:
+        return ()
+    ring = current_keyring()
+    email = row.email_ct and ring.decrypt(
+        row.email_ct, table="applicants", column="email", row_id=applicant_id
+    )
+    phone = row.phone_ct and ring.decrypt(
+        row.phone_ct, table="applicants", column="phone", row_id=applicant_id
+    )
+    return _channels(email, phone)
+
+
+def queue_message(channels: tuple[str, ...], booking_id: str, slot_id: int, template: str) -> list[str]:
+    """Queue a booking's message on ``channels`` (``channels_for``); phone, FAX and counter bookings
+    send the same as the web (R4.1). Returns the queued ids.
+
+    Only a small row is written here, in the booking's transaction (so a crash loses neither): the
+    text is drafted at delivery, so a booking never holds the write lock while a template renders
+    and its text is encrypted (profiled: half of a booking request, R9.2).
+    """
+    if not channels:
+        return []
+    now = dates.now()
+    rows = [
+        dict(
+            id=new_row_id(),
+            kind=kind,
+            template=template,
+            booking_id=booking_id,
+            slot_id=slot_id,
+            status="pending",
+            attempts=0,
+            created_at=now,
+        )
+        for kind in channels
+    ]
+    db.session.connection().execute(_QUEUE, rows)
+    ids = [row["id"] for row in rows]
+    if has_request_context():
+        # Sent once the response has gone out (appbase): the resident never waits for Twilio.
+        g.setdefault("queued_messages", []).extend(ids)
+    return ids
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message's text as first composed at delivery; stored (encrypted) with the attempt."""
+
+    recipient: str
+    subject: str | None
+    body: str
+
+
+class Undeliverable(Exception):
+    """The message cannot be composed: its booking is gone or the resident has no such contact."""
+
+
+def draft(message: OutboundMessage) -> Draft:
+    """Compose the message from its booking, the slot it speaks of and the resident's contact now."""
+    booking = db.session.get(Booking, message.booking_id) if message.booking_id else None
+    if booking is None:
+        raise Undeliverable("the booking is gone")
     applicant = booking.applicant
-    context = _context(booking)
-    queued = []
-    if applicant.email:
-        body = render_template(f"emails/{template}.txt", **context)
-        subject = SUBJECTS[template].format(city=current_app.config["CITY_NAME"])
-        queued.append(_queue(booking, template, "email", applicant.email, body, subject))
-    to = mobile_e164(applicant.phone)
-    if to:
-        body = render_template(f"sms/{template}.txt", **context).strip()
-        queued.append(_queue(booking, template, "sms", to, body))
-    db.session.flush()
-    return queued
+    recipient = applicant.email if message.kind == "email" else mobile_e164(applicant.phone)
+    if not recipient:
+        raise Undeliverable("no contact of this kind")
+    slot = (db.session.get(Slot, message.slot_id) if message.slot_id else None) or booking.slot
+    context = _context(booking, slot)
+    if message.kind == "email":
+        body = render_template(f"emails/{message.template}.txt", **context)
+        subject = SUBJECTS[message.template].format(city=current_app.config["CITY_NAME"])
+        return Draft(recipient, subject, body)
+    return Draft(recipient, None, render_template(f"sms/{message.template}.txt", **context).strip())
 
 
-def _context(booking: Booking) -> dict:
-    slot = booking.slot
+def _context(booking: Booking, slot: Slot) -> dict:
     return dict(
         booking=booking,
         applicant=booking.applicant,
@@ -103,26 +186,6 @@ def _context(booking: Booking) -> dict:
         guidance=guidance,
         config=current_app.config,
     )
-
-
-def _queue(booking, template, kind, recipient, body, subject=None) -> OutboundMessage:
-    message = OutboundMessage(
-        id=new_row_id(),
-        kind=kind,
-        template=template,
-        booking_id=booking.id,
-        status="pending",
-        attempts=0,
-        created_at=dates.now(),
-    )
-    message.recipient = recipient
-    message.subject = subject
-    message.body = body
-    db.session.add(message)
-    if has_request_context():
-        # Sent once the response has gone out (appbase): the resident never waits for Twilio.
-        g.setdefault("queued_messages", []).append(message.id)
-    return message
 
 
 # ---- reminders --------------------------------------------------------------------------------
@@ -303,14 +366,14 @@ def _write_private(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _email(message: OutboundMessage) -> EmailMessage:
+def _email(message_id: str, text: Draft) -> EmailMessage:
     email = EmailMessage()
     email["From"] = current_app.config["MAIL_FROM"]
-    email["To"] = message.recipient
-    email["Subject"] = message.subject
+    email["To"] = text.recipient
+    email["Subject"] = text.subject
     email["Date"] = formatdate(localtime=False)
-    email["Message-ID"] = make_msgid(idstring=message.id, domain="madoguchi.local")
-    email.set_content(message.body, charset="utf-8")
+    email["Message-ID"] = make_msgid(idstring=message_id, domain="madoguchi.local")
+    email.set_content(text.body, charset="utf-8")
     return email
 
 
@@ -379,22 +442,25 @@ def _deliver_one(message_id: str, senders: dict, result: Delivery) -> None:
         .values(attempts=OutboundMessage.attempts + 1, next_attempt_at=now + _LEASE)
         .execution_options(synchronize_session=False)
     ).rowcount
+    db.session.commit()
     if not claimed:
-        db.session.commit()
         return
+
+    # Composed in a read transaction: rendering never holds SQLite's write lock (R9.2).
     message = db.session.get(OutboundMessage, message_id, populate_existing=True)
-    # Plain values, read while the row is ours: sending touches no database object.
+    drafted = None
     try:
-        if message.kind == "email":
-            payload, sender = _email(message), senders["email"]
+        if message.body_ct is None:
+            text = drafted = draft(message)
         else:
-            payload, sender = (
-                Sms(message.id, message.template, message.recipient, message.body),
-                senders["sms"],
-            )
+            text = Draft(message.recipient, message.subject, message.body)
+        if message.kind == "email":
+            payload, sender = _email(message.id, text), senders["email"]
+        else:
+            payload, sender = Sms(message.id, message.template, text.recipient, text.body), senders["sms"]
     except Exception as exc:  # noqa: BLE001 - a message that cannot be built must not block the queue
-        _failed(message, exc, now, result)
-        db.session.commit()
+        db.session.rollback()
+        _record_attempt(message_id, None, None, exc, now, result)
         return
     db.session.commit()
 
@@ -403,9 +469,20 @@ def _deliver_one(message_id: str, senders: dict, result: Delivery) -> None:
         provider_id = sender.send(payload)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded and retried, never lost
         error = exc
+    _record_attempt(message_id, drafted, provider_id, error, now, result)
 
+
+def _record_attempt(
+    message_id: str, drafted: Draft | None, provider_id, error, now, result: Delivery
+) -> None:
+    """The attempt's outcome in one short write transaction, with the text when it was drafted now
+    (so a retry sends the same words and the sent text can be shown)."""
     begin_write()
     message = db.session.get(OutboundMessage, message_id, populate_existing=True)
+    if drafted is not None:
+        message.recipient = drafted.recipient
+        message.subject = drafted.subject
+        message.body = drafted.body
     if error is None:
         message.status = "sent"
         message.sent_at = dates.now()
@@ -429,7 +506,7 @@ def _failed(message: OutboundMessage, exc: Exception, now: datetime, result: Del
         message.status = "failed"
         message.next_attempt_at = now + backoff(message.attempts)
         result.failed += 1
-    known = isinstance(exc, (OSError, TwilioRestException, TwilioServiceException))
+    known = isinstance(exc, (OSError, Undeliverable, TwilioRestException, TwilioServiceException))
     current_app.logger.log(
         logging.WARNING if known else logging.ERROR,
         "%s message %s (%s) not delivered, attempt %d: %s → %s",
@@ -451,6 +528,8 @@ def describe_error(exc: Exception) -> tuple[bool, str]:
     """(permanent?, what to store and log). Built from the type and codes, never the message text,
     which for Twilio and SMTP names the recipient."""
     name = type(exc).__name__
+    if isinstance(exc, Undeliverable):
+        return True, name
     if isinstance(exc, (TwilioRestException, TwilioServiceException)):
         # 4xx such as 21211 (not a valid number) and 21610 (the resident replied STOP) will never
         # succeed; 5xx, 429 and credentials being fixed may.

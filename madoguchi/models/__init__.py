@@ -3,7 +3,7 @@
 from .admission import AdmissionPass, AdmissionRoom
 from .applicants import SEXES, SOURCES, Applicant, LookupFailure
 from .audit import AuditChainHead, AuditEntry
-from .bookings import LIVE, Booking, BookingEvent, Channel, Hold, Status
+from .bookings import LIVE, LIVE_SQL, Booking, BookingEvent, Channel, Hold, Status
 from .calls import CALL_CATEGORY_LABELS, Call, CallCategory, CallRecording, LegalBasis, RecordingProvision
 from .compliance import DeletionRecord, ExportRequest, ExportStatus, Incident, RosterImport
 from .fax import FaxDocument, FaxItem
@@ -27,6 +27,7 @@ __all__ = [
     "RecordingProvision",
     "RosterImport",
     "LIVE",
+    "LIVE_SQL",
     "PER_VENUE",
     "SEXES",
     "SOURCES",

@@ -13,7 +13,13 @@ from .types import Ciphertext, RowId, UTCDateTime
 
 
 class OutboundMessage(db.Model):
-    """An e-mail or SMS to a resident. Recipient and body are personal, so both are encrypted."""
+    """An e-mail or SMS to a resident. Recipient and body are personal, so both are encrypted.
+
+    A booking queues the message as a small row (kind, template, booking, slot) in its own
+    transaction; recipient, subject and body are drafted — rendered and encrypted — when the
+    message is first delivered, outside the booking's write lock (R9.2). ``slot_id`` is the slot the
+    message speaks of at queueing time, so a booking moved before delivery is told in order.
+    """
 
     __tablename__ = "outbound_messages"
 
@@ -21,9 +27,11 @@ class OutboundMessage(db.Model):
     kind: Mapped[str] = mapped_column(String(8))  # email | sms
     template: Mapped[str] = mapped_column(String(64))
     booking_id: Mapped[str | None] = mapped_column(ForeignKey("bookings.id"), index=True)
-    recipient_ct: Mapped[str] = mapped_column(Ciphertext())
+    slot_id: Mapped[int | None] = mapped_column(Integer)
+    # None until drafted (at the first delivery attempt).
+    recipient_ct: Mapped[str | None] = mapped_column(Ciphertext())
     subject_ct: Mapped[str | None] = mapped_column(Ciphertext())
-    body_ct: Mapped[str] = mapped_column(Ciphertext())
+    body_ct: Mapped[str | None] = mapped_column(Ciphertext())
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending|sent|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -75,7 +75,7 @@ def test_the_reminder_says_when_and_where(venue, ctx):
     made = book_at(venue, timedelta(days=1))
     number = made.applicant.reservation_number
     notify.queue_reminders(TOMORROW)
-    email, sms = sorted(reminders(), key=lambda m: m.kind)
+    email, sms = (notify.draft(m) for m in sorted(reminders(), key=lambda m: m.kind))
     assert email.subject == "【江東区】個人番号カード受け取りのご予約日のお知らせ"
     for body in (email.body, sms.body):
         assert f"{number[:4]}-{number[4:8]}-{number[8:]}" in body
@@ -108,13 +108,13 @@ def test_a_booking_moved_after_its_reminder_is_reminded_for_its_new_day(venue, c
     db.session.commit()
     clock.at += timedelta(hours=1)
     assert notify.queue_reminders(TOMORROW) == (1, 2)
-    assert "2026年3月11日（水） 17:00" in reminders(moved_within.id)[-1].body
+    assert "2026年3月11日（水） 17:00" in notify.draft(reminders(moved_within.id)[-1]).body
     db.session.commit()
 
     clock.at += timedelta(days=1)
     assert notify.queue_reminders(DAY_AFTER) == (1, 2)
     latest = reminders(moved_away.id)[-1]
-    assert "2026年3月12日（木）" in latest.body
+    assert "2026年3月12日（木）" in notify.draft(latest).body
     assert notify.queue_reminders(DAY_AFTER) == (0, 0)
 
 

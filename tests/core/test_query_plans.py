@@ -1,0 +1,77 @@
+"""R9.2 cost growth: the statements of a burst's hot paths find their rows through an index.
+
+A statement that scans ``bookings`` or ``applicants`` costs in proportion to everything stored, so it
+would slow down as the year goes on. SQLite's planner says what it will do (EXPLAIN QUERY PLAN);
+every statement the resident's booking, the staff searches and the venue look-up send is checked.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, text
+
+from madoguchi import availability, booking, checkin, dates, search
+from madoguchi.extensions import db
+from tests.conftest import ON_POSTGRES
+from tests.factories import make_applicant, make_slot, make_venue
+
+pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="EXPLAIN QUERY PLAN is SQLite's")
+
+# Tables that grow with every resident, booking and message.
+GROWING = ("bookings", "applicants", "booking_events", "outbound_messages", "holds", "audit_entries")
+
+
+def _plans(statements) -> list[tuple[str, str]]:
+    scans = []
+    conn = db.session.connection()
+    for statement, parameters in statements:
+        if not re.match(r"\s*(SELECT|UPDATE|DELETE)\b", statement, re.IGNORECASE):
+            continue
+        rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+        for row in rows:
+            detail = row[-1]
+            if re.match(rf"SCAN ({'|'.join(GROWING)})\b", detail):
+                scans.append((detail, statement))
+    return scans
+
+
+def test_hot_paths_never_scan_a_growing_table(ctx):
+    """R9.2: the resident's hold and confirmation, the operator's searches by number and by phone,
+    and the venue's look-up each reach their rows through an index, whatever is stored."""
+    venue = make_venue()
+    slot = make_slot(venue, starts_in=timedelta(days=3))
+    person = make_applicant(venue, phone="090-1111-2222", email="hanako@example.jp")
+    others = [make_applicant(venue) for _ in range(3)]
+    for other in others:
+        booking.book(other, make_slot(venue).id, actor=booking.Actor(booking.Channel.PHONE))
+    db.session.commit()
+
+    statements = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if not executemany:
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        availability.week(venue, dates.today())
+        held = booking.hold(person, slot.id)
+        booking.confirm_hold(person.id, held.id, actor=booking.Actor.resident())
+        booking.live_booking_for(person)
+        search.find(search.interpret(person.reservation_number))
+        search.find(search.interpret("090-1111-2222"))
+        checkin.find(venue.id, person.reservation_number, dates.today())
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert len(statements) > 10
+    assert _plans(statements) == []
+
+
+def test_the_check_itself_sees_a_scan(ctx):
+    """The test above could not fail if EXPLAIN never said SCAN: a query without an index does."""
+    scans = _plans([("SELECT id FROM bookings WHERE status = ?", ("booked",))])
+    assert scans and scans[0][0].startswith("SCAN bookings")
+    db.session.execute(text("SELECT 1"))
