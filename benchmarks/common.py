@@ -379,6 +379,25 @@ class Server:
                 time.sleep(0.2)
         raise SystemExit(f"{self.name} did not answer within 30 s")
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the master and its workers (Linux /proc)."""
+        pids = {self.process.pid}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                pids.add(int(stat.parent.name))
+        ticks = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -386,6 +405,21 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def wait_until_quiet(servers, *, share: float = 0.05, timeout: float = 120) -> float:
+    """Wait until the servers together use less than ``share`` of a core (over one second), so work
+    an app does in the background after it starts (the call center warms the FAX reader's digit
+    classifier) never shares the cores with a measured phase. Returns the seconds waited."""
+    started = time.monotonic()
+    before = sum(s.cpu_seconds() for s in servers)
+    while time.monotonic() - started < timeout:
+        time.sleep(1)
+        now = sum(s.cpu_seconds() for s in servers)
+        if now - before < share:
+            break
+        before = now
+    return time.monotonic() - started
 
 
 # ---- measuring ------------------------------------------------------------------------------------

@@ -154,6 +154,8 @@ class Ticket:
     early: bool  # arrived before the opening: admitted in a random order among the early ones
     nonce: str
     admitted_at: float = 0.0  # epoch seconds; 0 while waiting
+    # When the cookie it came from was signed (None for a ticket made in this request).
+    signed_at: datetime | None = field(default=None, compare=False)
 
     @property
     def admitted(self) -> bool:
@@ -194,7 +196,7 @@ def read(value: str | None, settings: Settings, secret_key: str, now: datetime) 
         # The signature's own timestamp is when the cookie was last (re)issued.
         raw, signed_at = _serializer(secret_key).loads(value, return_timestamp=True)
         room, place, early, nonce, admitted_at = raw
-        ticket = Ticket(str(room), int(place), bool(early), str(nonce), float(admitted_at))
+        ticket = Ticket(str(room), int(place), bool(early), str(nonce), float(admitted_at), signed_at)
     except (BadSignature, ValueError, TypeError):
         return None
     if ticket.room != settings.room or ticket.place < 1:
@@ -205,6 +207,16 @@ def read(value: str | None, settings: Settings, secret_key: str, now: datetime) 
     if ticket.admitted and age > timedelta(minutes=settings.admitted_minutes):
         return None
     return ticket
+
+
+# A ticket read from a cookie signed less than this long ago is not signed again: reissuing on
+# every response cost a booking request an HMAC and a cookie (R9.2); idle time is still counted
+# to within this.
+REISSUE_AFTER = timedelta(seconds=60)
+
+
+def needs_reissue(ticket: Ticket, now: datetime) -> bool:
+    return ticket.signed_at is None or now - ticket.signed_at >= REISSUE_AFTER
 
 
 def admitted_ticket(ticket: Ticket, now: datetime) -> Ticket:

@@ -14,12 +14,13 @@ Services flush and never commit: the caller (request or CLI command) commits onc
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from . import dates, notify
@@ -32,8 +33,8 @@ from .errors import (
     SlotFull,
     SlotNotBookable,
 )
-from .extensions import db
-from .models import LIVE, Applicant, Booking, BookingEvent, Channel, Hold, Slot, Status
+from .extensions import begin_write_now, db
+from .models import LIVE, LIVE_SQL, Applicant, Booking, BookingEvent, Channel, Hold, Slot, Status
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,32 @@ def atomic(operation):
             return operation(*args, **kwargs)
 
     return wrapper
+
+
+# Prepared table-level statements for the residents' hot path (R9.2): built once, so a request
+# neither rebuilds them nor goes through the ORM's compile and result machinery (profiled: several
+# times cheaper per statement than the same statement on the mapped classes).
+_BOOKINGS = Booking.__table__
+_HOLDS = Hold.__table__
+_LIVE_BOOKING = (
+    select(_BOOKINGS.c.id)
+    .where(_BOOKINGS.c.applicant_id == bindparam("applicant_id"), text(f"bookings.{LIVE_SQL}"))
+    .with_for_update()
+)
+_CLAIM_HOLD = (
+    delete(_HOLDS)
+    .where(
+        _HOLDS.c.id == bindparam("hold_id"),
+        _HOLDS.c.applicant_id == bindparam("applicant_id"),
+        _HOLDS.c.expires_at > bindparam("now"),
+    )
+    .returning(_HOLDS.c.slot_id)
+)
+_BY_REQUEST_KEY = select(_BOOKINGS.c.id).where(
+    _BOOKINGS.c.request_key == bindparam("hold_id"), _BOOKINGS.c.applicant_id == bindparam("applicant_id")
+)
+_INSERT_BOOKING = insert(_BOOKINGS)
+_INSERT_EVENT = insert(BookingEvent.__table__)
 
 
 # ---- capacity -----------------------------------------------------------------------------
@@ -213,52 +240,84 @@ def release_hold(applicant: Applicant) -> None:
     db.session.expunge(existing)
 
 
-@atomic
-def confirm_hold(applicant: Applicant, hold_id: str, *, actor: Actor, now: datetime | None = None) -> Booking:
-    """Turn the hold into a booking, or move the applicant's live booking onto it (a change).
+def confirm_hold(applicant_id: str, hold_id: str, *, actor: Actor, now: datetime | None = None) -> str:
+    """Turn the applicant's hold into a booking, or move their live booking onto it (a change).
+    Returns the booking's id.
 
-    The hold id is the request key: confirming twice returns the same booking.
+    The hold id is the request key: confirming twice returns the same booking. This is the request
+    a burst of residents makes (R9.2), so it is lean: one short write transaction of prepared
+    table-level statements (the ORM's per-statement work was most of the request, profiled),
+    nothing loaded into the session, and the hold's conditional DELETE decides. SQLite's write lock
+    is held for these few statements only (``begin_write_now``).
     """
     now = now or dates.now()
-    claimed = db.session.execute(
-        delete(Hold)
-        .where(Hold.id == hold_id, Hold.applicant_id == applicant.id)
-        .returning(Hold.slot_id, Hold.expires_at)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
-    if claimed is None:
-        done = _by_request_key(hold_id)
-        if done is not None and done.applicant_id == applicant.id:
-            return done
-        raise HoldExpired("the hold is gone")
-    slot_id, expires_at = claimed
-    if dates.utc(expires_at) <= now:
-        raise HoldExpired("the hold lapsed before confirmation")
-    live = live_booking_for(applicant, lock=True)
-    if live is not None:
-        return _move(live, slot_id, actor=actor, now=now, request_key=hold_id, place_taken=True)
-    booking = _insert_booking(applicant, slot_id, actor=actor, request_key=hold_id, now=now)
-    notify.queue_booking_message(booking, "booking_confirmed")
-    return booking
+    fresh = begin_write_now()
+    # Standard 3: a refusal leaves the store as it was. A fresh transaction needs no savepoint for
+    # that: nothing is written before the last check, and an INSERT refused by the database rolls
+    # back the transaction, which holds nothing else.
+    try:
+        with contextlib.nullcontext() if fresh else db.session.begin_nested():
+            conn = db.session.connection()
+            keys = {"applicant_id": applicant_id, "hold_id": hold_id}
+            live = conn.execute(_LIVE_BOOKING, keys).scalar_one_or_none()
+            if live is not None:
+                return _confirm_change(applicant_id, live, hold_id, actor=actor, now=now)
+            slot_id = conn.execute(_CLAIM_HOLD, {**keys, "now": now}).scalar_one_or_none()
+            if slot_id is None:
+                done = conn.execute(_BY_REQUEST_KEY, keys).scalar_one_or_none()
+                if done is not None:
+                    return done
+                raise HoldExpired("the hold is gone or lapsed")
+            booking_id = _insert_booking(applicant_id, slot_id, actor=actor, request_key=hold_id, now=now)
+            notify.queue_message(notify.channels_of(applicant_id), booking_id, slot_id, "booking_confirmed")
+            return booking_id
+    except IntegrityError:
+        # PostgreSQL: another channel booked this applicant between the check and the INSERT.
+        if fresh:
+            db.session.rollback()
+        raise AlreadyBooked("a concurrent booking for this applicant won") from None
 
 
-def _insert_booking(applicant: Applicant, slot_id: int, *, actor: Actor, request_key, now) -> Booking:
-    """The new booking row and its first history event; the caller has already taken the place."""
-    booking = Booking(
-        id=new_row_id(),
-        applicant_id=applicant.id,
-        slot_id=slot_id,
-        status=Status.BOOKED.value,
-        channel=actor.channel.value,
-        staff_id=actor.staff_id,
-        request_key=request_key,
-        created_at=now,
-        updated_at=now,
+def _confirm_change(applicant_id: str, live_id: str, hold_id: str, *, actor: Actor, now: datetime) -> str:
+    """The hold moves the applicant's live booking (the hold already counts the new place)."""
+    with db.session.begin_nested():
+        slot_id = (
+            db.session.connection()
+            .execute(_CLAIM_HOLD, {"applicant_id": applicant_id, "hold_id": hold_id, "now": now})
+            .scalar_one_or_none()
+        )
+        moving = db.session.get(Booking, live_id, populate_existing=True)
+        if slot_id is None:
+            if moving.request_key == hold_id:
+                return moving.id  # this very confirmation, submitted twice
+            raise HoldExpired("the hold is gone or lapsed")
+        return _move(moving, slot_id, actor=actor, now=now, request_key=hold_id, place_taken=True).id
+
+
+def _insert_booking(applicant_id: str, slot_id: int, *, actor: Actor, request_key, now) -> str:
+    """The new booking row and its first history event, as two prepared INSERTs on the connection
+    (no unit of work to flush); the caller has already taken the place. Returns the booking's id."""
+    booking_id = new_row_id()
+    conn = db.session.connection()
+    by = {"channel": actor.channel.value, "staff_id": actor.staff_id}
+    conn.execute(
+        _INSERT_BOOKING,
+        {
+            "id": booking_id,
+            "applicant_id": applicant_id,
+            "slot_id": slot_id,
+            "status": Status.BOOKED.value,
+            "request_key": request_key,
+            "created_at": now,
+            "updated_at": now,
+            **by,
+        },
     )
-    db.session.add(booking)
-    _record(booking, "booked", actor, now, to_slot=slot_id)
-    db.session.flush()
-    return booking
+    conn.execute(
+        _INSERT_EVENT,
+        {"booking_id": booking_id, "at": now, "action": "booked", "to_slot_id": slot_id, **by},
+    )
+    return booking_id
 
 
 @atomic
@@ -282,7 +341,7 @@ def book(
     try:
         with db.session.begin_nested():
             take_place(slot_id, now)
-            booking = _insert_booking(applicant, slot_id, actor=actor, request_key=request_key, now=now)
+            booking_id = _insert_booking(applicant.id, slot_id, actor=actor, request_key=request_key, now=now)
     except IntegrityError:
         done = _by_request_key(request_key)
         if done is not None:
@@ -290,6 +349,7 @@ def book(
         if live_booking_for(applicant) is not None:
             raise AlreadyBooked("a concurrent booking for this applicant won") from None
         raise
+    booking = db.session.get(Booking, booking_id)
     notify.queue_booking_message(booking, "booking_confirmed")
     return booking
 

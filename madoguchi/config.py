@@ -17,6 +17,10 @@ class ConfigError(RuntimeError):
     """The configuration cannot run safely; the message says which setting to fix."""
 
 
+# Every page and message is in Japanese; the one locale Babel and WTForms are given.
+LOCALE = "ja"
+
+
 def _bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
@@ -110,7 +114,7 @@ def load(overrides: dict | None = None) -> dict:
         "FAX_IMAGE_RETENTION_DAYS": int(os.environ.get("MADOGUCHI_FAX_IMAGE_RETENTION_DAYS", "30")),
         "FAX_NUMBER": os.environ.get("MADOGUCHI_FAX_NUMBER", "03-0000-0001"),
         "SMS_OUTBOX_DIR": os.environ.get("MADOGUCHI_SMS_OUTBOX_DIR", str(ROOT / "outbox" / "sms")),
-        "BABEL_DEFAULT_LOCALE": "ja",
+        "BABEL_DEFAULT_LOCALE": LOCALE,
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "WTF_CSRF_TIME_LIMIT": 3600,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -57,10 +57,10 @@ def _sqlite_begin(conn):
     """
     if conn.dialect.name != "sqlite":
         return
-    if conn.get_execution_options().get("madoguchi_write"):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("BEGIN")
+    # Straight to the driver (pysqlite in autocommit mode): this runs at the start of every
+    # transaction, and the statement needs nothing of SQLAlchemy's execution machinery (R9.2).
+    driver = conn.connection.driver_connection
+    driver.execute("BEGIN IMMEDIATE" if conn.get_execution_options().get("madoguchi_write") else "BEGIN")
 
 
 def begin_write(session=None) -> None:
@@ -68,3 +68,27 @@ def begin_write(session=None) -> None:
     session = session or db.session()
     if not session.in_transaction():
         session.connection(execution_options=WRITE)
+
+
+def begin_write_now(session=None) -> bool:
+    """Start a write transaction for the statements that follow, ending a read-only one first.
+
+    For the residents' hot paths (hold, confirm: R9.2). Taking SQLite's write lock at the start of
+    the request would hold it while the request reads, validates and renders; upgrading a read
+    transaction at its first write is refused at once by SQLite (SQLITE_BUSY_SNAPSHOT) whenever
+    another writer committed in between. So the read part is committed (it wrote nothing) and the
+    write part starts with BEGIN IMMEDIATE: whatever was read before must be re-checked by the
+    conditional statements that follow, and objects loaded before are expired. A transaction that
+    is already a write transaction, or has pending changes, is continued as it is.
+
+    Returns True when it started a fresh transaction (which then holds nothing but what follows).
+    """
+    session = session or db.session()
+    if session.in_transaction():
+        if session.new or session.dirty or session.deleted:
+            return False
+        if session.connection().get_execution_options().get("madoguchi_write"):
+            return False
+        session.commit()
+    session.connection(execution_options=WRITE)
+    return True

@@ -11,7 +11,7 @@ from madoguchi.appbase import create_base_app
 from madoguchi.extensions import begin_write
 
 # Booking requests whose latency steers the waiting room's rate (when WAITING_ROOM_LATENCY_TARGET_MS is set).
-_TIMED = frozenset({"reservation.hold", "reservation.confirm"})
+_TIMED = frozenset({"reservation.hold", "reservation.book"})
 
 
 def create_app(overrides: dict | None = None):
@@ -69,9 +69,10 @@ def _install_waiting_room(app: Flask) -> None:
             response.delete_cookie(admission.COOKIE)
             return response
         ticket = g.get("admission_ticket")
-        if ticket is not None:
+        if ticket is not None and admission.needs_reissue(ticket, dates.now()):
             settings = app.extensions["madoguchi.admission"]
-            # Reissued on every response: an admitted ticket lapses only after idle time.
+            # Reissued as the visitor uses it (at most once a minute): an admitted ticket lapses
+            # only after idle time.
             response.set_cookie(
                 admission.COOKIE,
                 admission.sign(ticket, secret, dates.now()),

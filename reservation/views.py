@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
 from madoguchi import admission, applicants, availability, booking, dates, guidance, numbers, venues
+from madoguchi.appbase import writes_late
 from madoguchi.errors import (
     AlreadyBooked,
     HoldExpired,
@@ -21,7 +22,7 @@ from madoguchi.errors import (
     SlotNotBookable,
 )
 from madoguchi.extensions import db, limiter
-from madoguchi.models import Applicant, Booking, Hold
+from madoguchi.models import Applicant, Hold
 
 from .forms import ConfirmForm, ContactForm, HoldForm, IdentifyForm, PlainForm, RegisterForm, VenueChoiceForm
 
@@ -51,8 +52,7 @@ def requires_applicant(view):
         applicant_id = session.get("applicant_id")
         applicant = db.session.get(Applicant, applicant_id) if applicant_id else None
         if applicant is None:
-            flash(_("はじめに予約管理番号と生年月日を入力してください。"), "info")
-            return redirect(url_for(".start"))
+            return _to_start()
         g.applicant = applicant
         return view(*args, **kwargs)
 
@@ -87,6 +87,11 @@ def _identify(form: IdentifyForm):
         return None
     applicants.clear_failed_lookups(number)
     return applicant
+
+
+def _to_start():
+    flash(_("はじめに予約管理番号と生年月日を入力してください。"), "info")
+    return redirect(url_for(".start"))
 
 
 # ---- the waiting room's checks at identification (R9.2) --------------------------------------
@@ -271,32 +276,15 @@ def hold():
     return redirect(url_for(".confirm"))
 
 
-@bp.route("/confirm", methods=["GET", "POST"])
+@bp.get("/confirm")
 @requires_applicant
 def confirm():
     applicant = g.applicant
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        try:
-            done = booking.confirm_hold(applicant, form.hold_id.data, actor=RESIDENT)
-        except HoldExpired:
-            flash(
-                _(
-                    "仮押さえの時間（{minutes}分）が過ぎたため、時間帯が解除されました。もう一度お選びください。"
-                ).format(minutes=current_app.config["HOLD_MINUTES"]),
-                "error",
-            )
-            return redirect(url_for(".slots"))
-        except (NotChangeable, SameSlot):
-            flash(_("この予約は変更できません。コールセンターへお問い合わせください。"), "error")
-            return redirect(url_for(".manage_booking"))
-        session["done_booking_id"] = done.id
-        return redirect(url_for(".done"))
     held: Hold | None = booking.current_hold(applicant)
     if held is None or held.expires_at <= dates.now():
         flash(_("時間帯を選んでください。"), "info")
         return redirect(url_for(".slots"))
-    form.hold_id.data = held.id
+    form = ConfirmForm(hold_id=held.id)
     return render_template(
         "reservation/confirm.html",
         form=form,
@@ -307,6 +295,36 @@ def confirm():
         live=booking.live_booking_for(applicant),
         applicant=applicant,
     )
+
+
+@bp.post("/confirm")
+@writes_late
+def book():
+    """The request of a burst (R9.2): nothing is loaded but what the booking service reads in its
+    own short write transaction; the applicant is the one this browser identified."""
+    applicant_id = session.get("applicant_id")
+    if not applicant_id:
+        return _to_start()
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        flash(_("もう一度「この内容で予約する」を押してください。"), "error")
+        return redirect(url_for(".confirm"))
+    try:
+        booking.confirm_hold(applicant_id, form.hold_id.data, actor=RESIDENT)
+    except HoldExpired:
+        flash(
+            _(
+                "仮押さえの時間（{minutes}分）が過ぎたため、時間帯が解除されました。もう一度お選びください。"
+            ).format(minutes=current_app.config["HOLD_MINUTES"]),
+            "error",
+        )
+        return redirect(url_for(".slots"))
+    except (NotChangeable, SameSlot):
+        flash(_("この予約は変更できません。コールセンターへお問い合わせください。"), "error")
+        return redirect(url_for(".manage_booking"))
+    # The done page shows the applicant's live booking: nothing is written into the session, so
+    # its cookie is not signed again (R9.2).
+    return redirect(url_for(".done"))
 
 
 @bp.post("/release")
@@ -320,8 +338,8 @@ def release():
 @bp.get("/done")
 @requires_applicant
 def done():
-    done_booking = db.session.get(Booking, session.get("done_booking_id") or "")
-    if done_booking is None or done_booking.applicant_id != g.applicant.id:
+    done_booking = booking.live_booking_for(g.applicant)
+    if done_booking is None:
         return redirect(url_for(".manage_booking"))
     return render_template(
         "reservation/done.html",

@@ -175,7 +175,7 @@ def test_booking_records_channel_and_staff(ctx, PHONE):
     by_phone = booking.book(make_applicant(venue), slot.id, actor=PHONE)
     person = make_applicant(venue)
     held = booking.hold(person, slot.id)
-    by_web = booking.confirm_hold(person, held.id, actor=WEB)
+    by_web = db.session.get(Booking, booking.confirm_hold(person.id, held.id, actor=WEB))
     assert (by_phone.channel, by_phone.staff_id) == ("phone", PHONE.staff_id)
     assert (by_web.channel, by_web.staff_id) == ("web", None)
     assert [e.action for e in by_phone.events] == ["booked"]
@@ -190,12 +190,12 @@ def test_hold_then_confirm_turns_the_place_into_a_booking(ctx):
     held_id = booking.hold(person, slot.id).id
     db.session.expire_all()
     assert slot.taken == 1
-    done = booking.confirm_hold(person, held_id, actor=WEB)
+    done = db.session.get(Booking, booking.confirm_hold(person.id, held_id, actor=WEB))
     db.session.expire_all()
     assert slot.taken == 1 and done.status == Status.BOOKED
     assert db.session.scalar(select(func.count()).select_from(Hold)) == 0
     # Confirming the same hold again (a double submit) returns the same booking.
-    assert booking.confirm_hold(person, held_id, actor=WEB).id == done.id
+    assert booking.confirm_hold(person.id, held_id, actor=WEB) == done.id
     assert db.session.scalar(select(func.count()).select_from(Booking)) == 1
 
 
@@ -221,7 +221,7 @@ def test_a_lapsed_hold_frees_its_place_and_cannot_be_confirmed(ctx, app):
     app.extensions["madoguchi.clock"].offset = timedelta(minutes=app.config["HOLD_MINUTES"], seconds=1)
     assert booking.places_left([slot.id])[slot.id] == 1  # shown free before anyone sweeps
     with pytest.raises(HoldExpired):
-        booking.confirm_hold(first, held.id, actor=WEB)
+        booking.confirm_hold(first.id, held.id, actor=WEB)
     booking.hold(second, slot.id)  # takes the lapsed place
     db.session.expire_all()
     assert slot.taken == 1
@@ -280,7 +280,7 @@ def test_web_change_through_a_hold_moves_the_live_booking(ctx):
     held = booking.hold(person, new.id)
     db.session.expire_all()
     assert (old.taken, new.taken) == (1, 1)  # both places kept while the resident decides
-    moved = booking.confirm_hold(person, held.id, actor=WEB)
+    moved = db.session.get(Booking, booking.confirm_hold(person.id, held.id, actor=WEB))
     db.session.expire_all()
     assert moved.id == first.id and moved.slot_id == new.id
     assert (old.taken, new.taken) == (0, 1)
@@ -337,16 +337,57 @@ def test_the_database_itself_refuses_an_overbooked_slot(ctx):
 
 
 def test_booking_queues_a_confirmation_email_in_the_same_transaction(ctx, PHONE):
-    """R3.4: the message is written with the booking (nothing lost if delivery fails later)."""
+    """R3.4: the message is written with the booking (nothing lost if delivery fails later); its
+    text is drafted and stored, encrypted, when it is delivered (R9.2: not inside the booking)."""
     from madoguchi import notify
     from madoguchi.models import OutboundMessage
 
     venue = make_venue()
     slot = make_slot(venue)
     person = make_applicant(venue, email="hanako@example.jp", phone="03-1234-5678")  # a landline: no SMS
-    booking.book(person, slot.id, actor=PHONE)
+    made = booking.book(person, slot.id, actor=PHONE)
     message = db.session.scalars(select(OutboundMessage)).one()
-    assert message.recipient == "hanako@example.jp" and message.status == "pending"
-    assert venue.name in message.body
+    assert (message.kind, message.template, message.status) == ("email", "booking_confirmed", "pending")
+    assert (message.booking_id, message.slot_id, message.body_ct) == (made.id, slot.id, None)
     sent, failed = notify.deliver_pending()
+    db.session.expire_all()
     assert (sent, failed) == (1, 0) and message.status == "sent"
+    assert message.recipient == "hanako@example.jp" and venue.name in message.body
+    assert "hanako" not in message.recipient_ct and venue.name not in message.body_ct
+
+
+def test_a_message_speaks_of_the_slot_it_was_queued_for(ctx, PHONE):
+    """A booking moved before its confirmation went out: the confirmation names the first time and
+    the change message the new one, as they happened (texts are drafted at delivery, R9.2)."""
+    from madoguchi import notify
+    from madoguchi.models import OutboundMessage
+
+    venue = make_venue()
+    first, second = make_slot(venue), make_slot(venue, starts_in=timedelta(days=3, hours=2))
+    person = make_applicant(venue, email="hanako@example.jp", phone="03-1234-5678")
+    made = booking.book(person, first.id, actor=PHONE)
+    booking.change(made, second.id, actor=PHONE)
+    drafts = {
+        m.template: notify.draft(m).body
+        for m in db.session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "email"))
+    }
+    assert set(drafts) == {"booking_confirmed", "booking_changed"}
+    assert f"{first.starts_at.astimezone(notify.dates.TOKYO):%H:%M}" in drafts["booking_confirmed"]
+    assert f"{second.starts_at.astimezone(notify.dates.TOKYO):%H:%M}" in drafts["booking_changed"]
+
+
+def test_a_message_with_nothing_to_send_to_is_given_up_not_retried(ctx, PHONE):
+    """Drafting finds nothing to say (the resident's e-mail was removed before delivery): the
+    message ends undeliverable with the reason's type, and the queue moves on."""
+    from madoguchi import notify
+    from madoguchi.models import OutboundMessage
+
+    venue = make_venue()
+    person = make_applicant(venue, email="hanako@example.jp", phone="03-1234-5678")  # a landline: no SMS
+    booking.book(person, make_slot(venue).id, actor=PHONE)
+    person.email = None
+    db.session.commit()
+    result = notify.deliver()
+    message = db.session.scalars(select(OutboundMessage)).one()
+    assert (result.sent, result.undeliverable) == (0, 1)
+    assert (message.status, message.last_error, message.body_ct) == ("undeliverable", "Undeliverable", None)

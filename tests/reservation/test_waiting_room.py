@@ -335,3 +335,15 @@ def test_slow_bookings_lower_the_rate_and_fast_ones_raise_it_back(app, overrides
         db.session.rollback()
         # Admissions already earned are kept when the rate changes: the frontier never goes back.
         assert admission.room_state(settings, fresh=True).frontier >= 2
+
+
+def test_an_admitted_ticket_is_signed_again_at_most_once_a_minute(app, clock):
+    """R9.2: the ticket is reissued as the visitor uses the site, so idle time is counted, but not
+    on every response (an HMAC and a cookie per request in a burst): within a minute it is left."""
+    resident = app.test_client()
+    assert admitted(resident.get("/"))
+    assert admission.COOKIE not in resident.get("/").headers.get("Set-Cookie", "")
+    clock.at += admission.REISSUE_AFTER
+    assert admission.COOKIE in resident.get("/").headers.get("Set-Cookie", "")
+    clock.at += timedelta(minutes=29)
+    assert admitted(resident.get("/"))  # idle time counts from the last reissue

@@ -1,0 +1,135 @@
+"""R9.2: the booking request a burst makes holds SQLite's write lock for its few statements only,
+writes no more than it must, and the cookies of an unchanged visit are not signed again each time."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select
+
+from madoguchi import booking, notify
+from madoguchi.appbase import ThriftySessionInterface
+from madoguchi.extensions import begin_write, begin_write_now, db
+from madoguchi.models import Booking, OutboundMessage
+from tests.conftest import ON_POSTGRES
+from tests.factories import make_applicant, make_slot, make_venue
+
+from .flow import hold, hold_id, path_of, sign_in
+
+
+@pytest.fixture
+def traced(app):
+    """Every statement SQLite runs, BEGIN and COMMIT included (the driver's own trace)."""
+    lines: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def on_connect(dbapi_connection, _record):
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_trace_callback(lines.append)
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # new connections get the trace
+    yield lines
+    event.remove(engine, "connect", on_connect)
+    engine.dispose()
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")
+def test_the_confirmation_takes_the_write_lock_for_its_statements_only(app, client, world, traced):
+    """R9.2: POST /confirm reads nothing before BEGIN IMMEDIATE (no lock held while the request is
+    parsed, checked and answered), and the transaction is a handful of statements: the live-booking
+    check, the hold's DELETE, the booking, its event, the contact's channels and the messages (their
+    text is drafted later, at delivery)."""
+    sign_in(client, world)
+    assert path_of(hold(client, world.slot_ids[0])) == "/confirm"
+    key = hold_id(client)
+    traced.clear()
+    response = client.post("/confirm", data={"hold_id": key})
+    assert path_of(response) == "/done"
+    traced[:] = [line for line in traced if line != "SELECT 1"]  # the pool's liveness check
+    # The request's own transaction; the messages are then sent after the response, in their own.
+    request = traced[: traced.index("COMMIT") + 1]
+    statements = [line.split()[0].upper() for line in request]
+    assert request[0] == "BEGIN IMMEDIATE", request[:2]
+    # live booking?, claim the hold, booking, event, contact's channels, e-mail and SMS rows
+    assert statements[1:-1] == ["SELECT", "DELETE", "INSERT", "INSERT", "SELECT", "INSERT", "INSERT"], request
+
+
+def test_the_done_page_shows_the_booking_just_made(app, client, world):
+    """R3.4: after confirming, the done page shows the applicant's live booking (nothing was
+    written into the session for it)."""
+    sign_in(client, world)
+    hold(client, world.slot_ids[1])
+    client.post("/confirm", data={"hold_id": hold_id(client)})
+    page = client.get("/done")
+    assert page.status_code == 200
+    assert world.slot_labels[world.slot_ids[1]] in page.text
+
+
+def test_an_unchanged_session_is_not_signed_again_within_a_minute(app, client, world, monkeypatch):
+    """R9.2: a permanent session's cookie slides its expiry, but is signed again at most once a
+    minute when nothing in it changed; a changed session is always signed."""
+    sign_in(client, world)
+    first = client.get("/slots")
+    assert "session=" not in first.headers.get("Set-Cookie", "")
+    monkeypatch.setattr(ThriftySessionInterface, "REFRESH_AFTER", timedelta(0))
+    again = client.get("/slots")
+    assert "session=" in again.headers.get("Set-Cookie", "")
+    monkeypatch.setattr(ThriftySessionInterface, "REFRESH_AFTER", timedelta(hours=1))
+    changed = hold(client, world.slot_ids[0])  # flashes nothing, but…
+    client.post("/release", data={})
+    assert path_of(changed) == "/confirm"
+    signed_in_again = sign_in(client, world)
+    assert "session=" in signed_in_again.headers.get("Set-Cookie", "")
+
+
+# ---- the write transaction's helper ----------------------------------------------------------------
+def test_begin_write_now_ends_a_read_transaction_and_starts_a_write_one(ctx):
+    venue = make_venue()
+    db.session.commit()
+    db.session.get(type(venue), venue.id)  # a read: the session is in a transaction
+    assert db.session().in_transaction()
+    assert begin_write_now() is True
+    assert db.session.connection().get_execution_options().get("madoguchi_write")
+
+
+def test_begin_write_now_continues_a_write_transaction_or_pending_changes(ctx):
+    begin_write()
+    assert begin_write_now() is False
+    db.session.rollback()
+    make_venue()  # pending (flushed) work: never committed behind the caller's back
+    db.session.add(OutboundMessage(kind="email", template="x", status="pending", attempts=0))
+    assert begin_write_now() is False
+    db.session.rollback()
+
+
+# ---- messages drafted once ----------------------------------------------------------------------------
+def test_a_retried_message_sends_the_text_drafted_at_its_first_attempt(ctx, monkeypatch):
+    """R3.4: a message is drafted (rendered and encrypted) at its first attempt and the same text is
+    retried, even if the booking moved meanwhile (the change sends its own message)."""
+    venue = make_venue()
+    person = make_applicant(venue, email="hanako@example.jp", phone="03-1234-5678")
+    first, second = make_slot(venue), make_slot(venue, starts_in=timedelta(days=4))
+    made = booking.book(person, first.id, actor=booking.Actor(booking.Channel.PHONE))
+    db.session.commit()
+
+    def refuse(self, message):
+        raise ConnectionError("mail server down")
+
+    monkeypatch.setattr(notify.OutboxMailer, "send", refuse)
+    assert notify.deliver().failed == 1
+    (message,) = db.session.scalars(select(OutboundMessage)).all()
+    drafted = message.body
+    assert message.status == "failed" and drafted and message.recipient == "hanako@example.jp"
+
+    booking.change(db.session.get(Booking, made.id), second.id, actor=booking.Actor(booking.Channel.PHONE))
+    db.session.commit()
+    monkeypatch.undo()
+    message.next_attempt_at = None
+    db.session.commit()
+    assert notify.deliver().sent == 2
+    db.session.refresh(message)
+    assert message.status == "sent" and message.body == drafted
