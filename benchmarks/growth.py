@@ -221,6 +221,7 @@ def main(argv=None) -> int:
             grow(app, setup, venue_ids, history, stored, size - stored)
             seeded = time.perf_counter() - t
             stored = size
+            common.wait_until_quiet(servers.values())  # the call center warms its FAX reader once
             prepared = prepare_holds(app, bookable[: args.bookings], args.bookings, timedelta(days=1))
             bookable = bookable[args.bookings :]
             people = []
