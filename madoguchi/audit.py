@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from . import dates
 from .crypto import current_keyring
@@ -121,7 +121,9 @@ def _chain_hash(entry: AuditEntry) -> str:
 
 
 def _head(lock: bool = True) -> AuditChainHead:
-    query = select(AuditChainHead).where(AuditChainHead.id == 1)
+    # populate_existing: ``record`` advances the head with a Core UPDATE, which an object already in
+    # the session would not see.
+    query = select(AuditChainHead).where(AuditChainHead.id == 1).execution_options(populate_existing=True)
     if lock:
         query = query.with_for_update()
     head = db.session.scalars(query).one_or_none()
@@ -144,10 +146,21 @@ def record(
     at: datetime | None = None,
     **details,
 ) -> AuditEntry:
-    """Append one entry in the caller's transaction (it commits with the action it records)."""
-    head = _head()
+    """Append one entry in the caller's transaction (it commits with the action it records).
+
+    Three prepared statements on the connection (read the head, insert, advance the head), not the
+    ORM's unit of work: every staff request records at least one entry (R9.2, profiled). The entry
+    returned is not in the session.
+    """
+    db.session.flush()  # what the entry refers to (a new staff member, a booking) is written first
+    conn = db.session.connection()
+    head = conn.execute(_READ_HEAD).one_or_none()
+    if head is None:
+        made = _head()
+        head = (made.last_id, made.last_hash)
+    last_id, last_hash = head
     entry = AuditEntry(
-        id=head.last_id + 1,
+        id=last_id + 1,
         # Hashed as stored: UTC, whole seconds (a Tokyo-time ``at`` would hash differently).
         at=(at or dates.now()).astimezone(UTC).replace(microsecond=0),
         staff_id=staff.id if staff is not None else None,
@@ -158,13 +171,23 @@ def record(
         result=result,
         remote_addr=remote_addr[:64],
         details=json.dumps(details, ensure_ascii=False, sort_keys=True, default=str),
-        prev_hash=head.last_hash,
+        prev_hash=last_hash,
     )
     entry.hash = _chain_hash(entry)
-    head.last_id, head.last_hash = entry.id, entry.hash
-    db.session.add(entry)
-    db.session.flush()
+    conn.execute(_INSERT_ENTRY, {column: getattr(entry, column) for column in _ENTRY_COLUMNS})
+    conn.execute(_ADVANCE_HEAD, {"new_id": entry.id, "new_hash": entry.hash})
     return entry
+
+
+_HEADS = AuditChainHead.__table__
+_READ_HEAD = select(_HEADS.c.last_id, _HEADS.c.last_hash).where(_HEADS.c.id == 1).with_for_update()
+_ADVANCE_HEAD = (
+    update(_HEADS)
+    .where(_HEADS.c.id == 1)
+    .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
+)
+_ENTRY_COLUMNS = tuple(column.key for column in AuditEntry.__table__.columns)
+_INSERT_ENTRY = insert(AuditEntry.__table__)
 
 
 @dataclass(frozen=True)

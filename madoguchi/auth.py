@@ -307,6 +307,11 @@ def complete_session(session: StaffSession, *, remote_addr: str) -> None:
     record(AuditTag.SIGNED_IN, staff=session.staff, remote_addr=remote_addr, session=session.id)
 
 
+# A session's last use is written at most this often: idle time is counted to within it, and a
+# staff member's requests in a burst do not each write the session row (R9.2).
+SESSION_TOUCH_EVERY = timedelta(seconds=30)
+
+
 def load_session(
     token: str | None, *, remote_addr: str, now: datetime | None = None, touch: bool = True
 ) -> StaffSession | None:
@@ -337,7 +342,7 @@ def load_session(
     if reason:
         end_session(found, reason, now=now, remote_addr=remote_addr)
         return None
-    if touch:
+    if touch and now - found.last_seen_at >= SESSION_TOUCH_EVERY:
         found.last_seen_at = now
     return found
 
