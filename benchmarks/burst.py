@@ -478,15 +478,18 @@ def main(argv=None) -> int:
             name="ceiling",
         )
         stats = Stats()
-        ceiling = asyncio.run(run_ceiling(server.base, args, stats))
+        with common.cores_used([server]) as share:
+            ceiling = asyncio.run(run_ceiling(server.base, args, stats))
         server.stop()
         print(
             f"\n1. ceiling: {ceiling:,.0f} bookings/s (raw conditional UPDATE + INSERT, {args.workers} sync workers, "
             f"{args.clients} clients)"
         )
         print(stats.table("ceiling requests"))
+        print(common.cores_line(share))
         results["ceiling"] = {
             "per_second": ceiling,
+            "cores": share,
             "latency": summary(stats),
             "errors": stats.total_server_errors,
         }
@@ -503,14 +506,17 @@ def main(argv=None) -> int:
             prepared = prepare_holds(app, people[:count], count, timedelta(weeks=5))
             used = count
             stats = Stats()
-            per_second = asyncio.run(run_booking(servers["residents"].base, prepared, args, stats))
+            with common.cores_used(servers.values()) as share:
+                per_second = asyncio.run(run_booking(servers["residents"].base, prepared, args, stats))
             print(
                 f"\n2. booking request alone: {per_second:,.0f} bookings/s with {len(prepared):,} prepared holds"
             )
             if ceiling:
                 print(f"   ratio to the ceiling: {per_second / ceiling:.0%}  (target ≥ 50%)")
             print(stats.table("booking requests (POST /confirm)"))
+            print(common.cores_line(share))
             results["booking"] = {
+                "cores": share,
                 "per_second": per_second,
                 "ratio": per_second / ceiling if ceiling else None,
                 "latency": summary(stats),
@@ -518,9 +524,10 @@ def main(argv=None) -> int:
             }
         if "admitted" not in skip:
             crowd = people[used:]
-            result = asyncio.run(
-                scenario(servers, crowd, staff, venue_ids, args, args.rate, args.scenario_seconds)
-            )
+            with common.cores_used(servers.values()) as share:
+                result = asyncio.run(
+                    scenario(servers, crowd, staff, venue_ids, args, args.rate, args.scenario_seconds)
+                )
             used += result["arrivals"]
             print(
                 f"\n3. admitted rate: {result['arrivals']} residents arrived at {args.rate}/s over "
@@ -528,8 +535,10 @@ def main(argv=None) -> int:
             )
             print(result["residents"].table("residents"))
             print(result["staff"].table("staff (call center search, venue look-up)"))
+            print(common.cores_line(share))
             print("\n".join(verdicts(result)))
             results["admitted"] = {
+                "cores": share,
                 "arrivals": result["arrivals"],
                 "outcome": result["outcome"],
                 "bookings_per_second": result["bookings_per_second"],
@@ -550,11 +559,19 @@ def main(argv=None) -> int:
             )
             crowd = people[used:]
             arrival_rate = args.rate * args.overload
-            result = asyncio.run(
-                scenario(
-                    servers, crowd, staff, venue_ids, args, arrival_rate, args.scenario_seconds, grace=10.0
+            with common.cores_used(servers.values()) as share:
+                result = asyncio.run(
+                    scenario(
+                        servers,
+                        crowd,
+                        staff,
+                        venue_ids,
+                        args,
+                        arrival_rate,
+                        args.scenario_seconds,
+                        grace=10.0,
+                    )
                 )
-            )
             print(
                 f"\n4. overload: {result['arrivals']} residents arrived at {arrival_rate:.0f}/s "
                 f"({args.overload:.0f}× the admitted {args.rate}/s, opening {8} s after the start); "
@@ -562,8 +579,10 @@ def main(argv=None) -> int:
             )
             print(result["residents"].table("residents (admitted ones; 'waiting' = the waiting page)"))
             print(result["staff"].table("staff (call center search, venue look-up)"))
+            print(common.cores_line(share))
             print("\n".join(verdicts(result)))
             results["overload"] = {
+                "cores": share,
                 "arrivals": result["arrivals"],
                 "outcome": result["outcome"],
                 "bookings_per_second": result["bookings_per_second"],

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -423,6 +424,23 @@ def wait_until_quiet(servers, *, share: float = 0.05, timeout: float = 120) -> f
 
 
 # ---- measuring ------------------------------------------------------------------------------------
+@contextmanager
+def cores_used(servers):
+    """How many cores the load client (this process) and the app servers used during the block:
+    the client shares the machine, so a phase whose client needs a core leaves one to the servers."""
+    share: dict[str, float] = {}
+    wall, client = time.perf_counter(), time.process_time()
+    before = sum(server.cpu_seconds() for server in servers)
+    yield share
+    elapsed = time.perf_counter() - wall
+    share["client"] = (time.process_time() - client) / elapsed
+    share["servers"] = (sum(server.cpu_seconds() for server in servers) - before) / elapsed
+
+
+def cores_line(share: dict[str, float]) -> str:
+    return f"   cores used: load client {share['client']:.2f}, app servers {share['servers']:.2f} (of 2; the database's own processes not counted)"
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

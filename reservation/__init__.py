@@ -7,8 +7,8 @@ import time
 from flask import Flask, g, render_template, request
 
 from madoguchi import admission, dates
-from madoguchi.appbase import create_base_app
-from madoguchi.extensions import begin_write
+from madoguchi.appbase import WRITE_METHODS, create_base_app
+from madoguchi.extensions import begin_write, begin_write_now, db
 
 # Booking requests whose latency steers the waiting room's rate (when WAITING_ROOM_LATENCY_TARGET_MS is set).
 _TIMED = frozenset({"reservation.hold", "reservation.book"})
@@ -48,8 +48,16 @@ def _install_waiting_room(app: Flask) -> None:
         now = dates.now()
         ticket = admission.read(request.cookies.get(admission.COOKIE), settings, secret, now)
         if ticket is None:
-            begin_write()  # the one write of a visitor in the queue: taking a place
+            # The one write of a visitor in the queue, taking a place, is committed at once: the
+            # room's row (SQLite's write lock, PostgreSQL's row lock) is never held while the rest
+            # of the request runs or the waiting page renders — every arrival needs it (R9.2).
+            begin_write_now()
             ticket = admission.arrive(settings, now)
+            db.session.commit()
+            if request.method in WRITE_METHODS and not getattr(
+                app.view_functions.get(request.endpoint), "writes_late", False
+            ):
+                begin_write()  # as the request began (appbase): it writes
         if not ticket.admitted:
             key = order_keys.get(settings.room) or order_keys.setdefault(
                 settings.room, admission.order_key(secret, settings.room)
