@@ -1,0 +1,66 @@
+"""R9.2: a writer waits for SQLite's write lock in short steps, and gives up after the set time."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from madoguchi import extensions
+from madoguchi.extensions import begin_write, db
+from tests.conftest import ON_POSTGRES
+
+pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")
+
+
+def _hold_write_lock(path: str, seconds: float, taken: threading.Event) -> threading.Thread:
+    def hold():
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        taken.set()
+        time.sleep(seconds)
+        other.execute("COMMIT")
+        other.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    return thread
+
+
+def test_a_writer_gets_the_lock_soon_after_it_is_released(ctx):
+    """The lock held elsewhere for 0.3 s: BEGIN IMMEDIATE returns within a few milliseconds of its
+    release (SQLite's own handler could sleep up to 100 ms past it), and the session writes."""
+    taken = threading.Event()
+    holder = _hold_write_lock(db.engine.url.database, 0.3, taken)
+    taken.wait(5)
+    started = time.monotonic()
+    begin_write()
+    waited = time.monotonic() - started
+    holder.join()
+    assert 0.25 <= waited < 0.35
+    db.session.execute(text("CREATE TABLE IF NOT EXISTS lock_probe (x INTEGER)"))
+    db.session.rollback()
+    timeout = db.session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar()
+    assert timeout == int(extensions.WRITE_LOCK_WAIT_SECONDS * 1000)
+
+
+def test_a_writer_gives_up_after_the_set_wait(ctx, monkeypatch):
+    """Past WRITE_LOCK_WAIT_SECONDS the error is SQLite's own ("database is locked"), as with its
+    busy handler, and the connection's busy timeout is restored."""
+    monkeypatch.setattr(extensions, "WRITE_LOCK_WAIT_SECONDS", 0.2)
+    taken = threading.Event()
+    holder = _hold_write_lock(db.engine.url.database, 1.0, taken)
+    taken.wait(5)
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="locked"):
+        begin_write()
+    assert time.monotonic() - started < 0.8
+    db.session.rollback()
+    holder.join()
+    timeout = db.session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar()
+    assert timeout == 200
+    db.session.rollback()
