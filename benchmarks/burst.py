@@ -396,6 +396,23 @@ async def scenario(
     }
 
 
+def report(result: dict, share: dict, residents_title: str) -> dict:
+    """Print a scenario's tables, the cores used and the verdicts; return its figures for --out."""
+    print(result["residents"].table(residents_title))
+    print(result["staff"].table("staff (call center search, venue look-up)"))
+    print(common.cores_line(share))
+    print("\n".join(verdicts(result)))
+    return {
+        "cores": share,
+        "arrivals": result["arrivals"],
+        "outcome": result["outcome"],
+        "bookings_per_second": result["bookings_per_second"],
+        "residents": summary(result["residents"]),
+        "staff": summary(result["staff"]),
+        "errors": result["residents"].total_server_errors + result["staff"].total_server_errors,
+    }
+
+
 def summary(stats: Stats) -> dict:
     return {
         kind: {"n": len(v), "p50": pct(v, 50), "p95": pct(v, 95), "p99": pct(v, 99), "max": max(v)}
@@ -533,19 +550,7 @@ def main(argv=None) -> int:
                 f"\n3. admitted rate: {result['arrivals']} residents arrived at {args.rate}/s over "
                 f"{args.scenario_seconds:.0f} s; {result['bookings_per_second']:.1f} bookings/s; outcome {result['outcome']}"
             )
-            print(result["residents"].table("residents"))
-            print(result["staff"].table("staff (call center search, venue look-up)"))
-            print(common.cores_line(share))
-            print("\n".join(verdicts(result)))
-            results["admitted"] = {
-                "cores": share,
-                "arrivals": result["arrivals"],
-                "outcome": result["outcome"],
-                "bookings_per_second": result["bookings_per_second"],
-                "residents": summary(result["residents"]),
-                "staff": summary(result["staff"]),
-                "errors": result["residents"].total_server_errors + result["staff"].total_server_errors,
-            }
+            results["admitted"] = report(result, share, "residents")
         if "overload" not in skip:
             # A new opening a few seconds ahead: the first arrivals are early and get shuffled.
             servers["residents"].stop()
@@ -577,19 +582,9 @@ def main(argv=None) -> int:
                 f"({args.overload:.0f}× the admitted {args.rate}/s, opening {8} s after the start); "
                 f"{result['bookings_per_second']:.1f} bookings/s; outcome {result['outcome']}"
             )
-            print(result["residents"].table("residents (admitted ones; 'waiting' = the waiting page)"))
-            print(result["staff"].table("staff (call center search, venue look-up)"))
-            print(common.cores_line(share))
-            print("\n".join(verdicts(result)))
-            results["overload"] = {
-                "cores": share,
-                "arrivals": result["arrivals"],
-                "outcome": result["outcome"],
-                "bookings_per_second": result["bookings_per_second"],
-                "residents": summary(result["residents"]),
-                "staff": summary(result["staff"]),
-                "errors": result["residents"].total_server_errors + result["staff"].total_server_errors,
-            }
+            results["overload"] = report(
+                result, share, "residents (admitted ones; 'waiting' = the waiting page)"
+            )
     finally:
         for server in servers.values():
             server.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask import Flask, request
@@ -43,35 +44,41 @@ def _conn():
     return _connection
 
 
+def _statements(mark: str) -> tuple[str, str]:
+    # Only the driver's placeholder is formatted in; the values are bound parameters.
+    return (
+        f"UPDATE ceiling_slots SET taken = taken + 1 WHERE id = {mark} AND taken < capacity",  # noqa: S608
+        f"INSERT INTO ceiling_bookings (id, slot_id, created_at) VALUES ({mark}, {mark}, {mark})",  # noqa: S608
+    )
+
+
+# The same two statements in each driver's parameter style, built once.
+_SQLITE, _PSYCOPG = _statements("?"), _statements("%s")
+
+
+@contextmanager
+def _write_transaction(conn):
+    """SQLite: BEGIN IMMEDIATE, as the app's write transactions; psycopg: its own transaction."""
+    if not isinstance(conn, sqlite3.Connection):
+        with conn.transaction():
+            yield
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def book(slot_id: int) -> bool:
     conn = _conn()
-    now = datetime.now(UTC).isoformat()
-    booking_id = secrets.token_hex(16)
-    if isinstance(conn, sqlite3.Connection):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            taken = conn.execute(
-                "UPDATE ceiling_slots SET taken = taken + 1 WHERE id = ? AND taken < capacity", (slot_id,)
-            ).rowcount
-            if taken:
-                conn.execute(
-                    "INSERT INTO ceiling_bookings (id, slot_id, created_at) VALUES (?, ?, ?)",
-                    (booking_id, slot_id, now),
-                )
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
-        return bool(taken)
-    with conn.transaction():
-        taken = conn.execute(
-            "UPDATE ceiling_slots SET taken = taken + 1 WHERE id = %s AND taken < capacity", (slot_id,)
-        ).rowcount
+    take, insert = _SQLITE if isinstance(conn, sqlite3.Connection) else _PSYCOPG
+    with _write_transaction(conn):
+        taken = conn.execute(take, (slot_id,)).rowcount
         if taken:
-            conn.execute(
-                "INSERT INTO ceiling_bookings (id, slot_id, created_at) VALUES (%s, %s, %s)",
-                (booking_id, slot_id, now),
-            )
+            conn.execute(insert, (secrets.token_hex(16), slot_id, datetime.now(UTC).isoformat()))
     return bool(taken)
 
 

@@ -9,7 +9,7 @@ import traceback
 from datetime import UTC, datetime, timedelta
 
 from babel import support
-from flask import Flask, g, render_template, request
+from flask import Flask, current_app, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -180,15 +180,8 @@ def _register_filters(app: Flask) -> None:
 
 
 def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
-    @app.before_request
-    def _start_transaction():
-        # SQLite: a request that changes data takes the write lock at BEGIN (see extensions).
-        # Staff apps write on every request (session touch, audit entries for each view).
-        view = app.view_functions.get(request.endpoint)
-        if getattr(view, "writes_late", False):
-            return
-        if write_every_request or request.method in WRITE_METHODS:
-            begin_write()
+    app.extensions["madoguchi.write_every_request"] = write_every_request
+    app.before_request(begin_request_transaction)
 
     @app.after_request
     def _commit(response):
@@ -224,6 +217,20 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
     def _rollback(exc):
         if exc is not None:
             db.session.rollback()
+
+
+def begin_request_transaction() -> None:
+    """Begin the request's transaction as its kind needs (also after a hook committed early).
+
+    SQLite: a request that changes data takes the write lock at BEGIN (see extensions); staff apps
+    write on every request (session touch, audit entries for each view); a ``writes_late`` view
+    begins its own write transaction in its service.
+    """
+    app = current_app
+    if getattr(app.view_functions.get(request.endpoint), "writes_late", False):
+        return
+    if app.extensions["madoguchi.write_every_request"] or request.method in WRITE_METHODS:
+        begin_write()
 
 
 def writes_late(view):

@@ -262,12 +262,17 @@ class EncryptedField:
         cache = obj.__dict__.setdefault("_plain_cache", {})
         if self.name in cache and cache[self.name][0] == stored:
             return cache[self.name][1]
-        text = current_keyring().decrypt(
-            stored, table=self._table(type(obj)), column=self.name, row_id=obj.id
-        )
-        value = self.from_text(text)
+        value = self.plain(type(obj), stored, obj.id)
         cache[self.name] = (stored, value)
         return value
+
+    def plain(self, owner, stored: str | None, row_id: str) -> Any:
+        """The value of a stored ciphertext of this field, read without loading the row's object
+        (a statement that selects ``<name>_ct`` only)."""
+        if stored is None:
+            return None
+        text = current_keyring().decrypt(stored, table=self._table(owner), column=self.name, row_id=row_id)
+        return self.from_text(text)
 
     def __set__(self, obj, value) -> None:
         if obj.id is None:

@@ -46,7 +46,7 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(WRITE_LOCK_WAIT_SECONDS * 1000)}")
+        cursor.execute(_busy_timeout_pragma())
         # Deleted rows are overwritten with zeros, not left in free pages (R8.1: "cannot be read
         # again"); the purge also truncates the WAL. See docs/compliance.md.
         cursor.execute("PRAGMA secure_delete=ON")
@@ -75,6 +75,11 @@ def _sqlite_begin(conn):
 WRITE_LOCK_WAIT_SECONDS = 10.0
 
 
+def _busy_timeout_pragma() -> str:
+    # Read when used: tests shorten the wait.
+    return f"PRAGMA busy_timeout={int(WRITE_LOCK_WAIT_SECONDS * 1000)}"
+
+
 def begin_immediate(driver) -> None:
     """BEGIN IMMEDIATE, waiting for the write lock in short, jittered steps.
 
@@ -98,7 +103,7 @@ def begin_immediate(driver) -> None:
             time.sleep(pause * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
             pause = min(pause * 1.5, 0.002)
     finally:
-        driver.execute(f"PRAGMA busy_timeout={int(WRITE_LOCK_WAIT_SECONDS * 1000)}")
+        driver.execute(_busy_timeout_pragma())
 
 
 def begin_write(session=None) -> None:

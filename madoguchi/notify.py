@@ -33,7 +33,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from . import dates, guidance, normalize, numbers
-from .crypto import current_keyring, new_row_id
+from .crypto import new_row_id
 from .extensions import begin_write, db
 from .models import Applicant, Booking, BookingEvent, OutboundMessage, Slot, Status
 
@@ -101,14 +101,10 @@ def channels_of(applicant_id: str) -> tuple[str, ...]:
     row = db.session.connection().execute(_CONTACT, {"applicant_id": applicant_id}).one_or_none()
     if row is None:
         return ()
-    ring = current_keyring()
-    email = row.email_ct and ring.decrypt(
-        row.email_ct, table="applicants", column="email", row_id=applicant_id
+    return _channels(
+        Applicant.email.plain(Applicant, row.email_ct, applicant_id),
+        Applicant.phone.plain(Applicant, row.phone_ct, applicant_id),
     )
-    phone = row.phone_ct and ring.decrypt(
-        row.phone_ct, table="applicants", column="phone", row_id=applicant_id
-    )
-    return _channels(email, phone)
 
 
 def queue_message(channels: tuple[str, ...], booking_id: str, slot_id: int, template: str) -> list[str]:

@@ -7,8 +7,8 @@ import time
 from flask import Flask, g, render_template, request
 
 from madoguchi import admission, dates
-from madoguchi.appbase import WRITE_METHODS, create_base_app
-from madoguchi.extensions import begin_write, begin_write_now, db
+from madoguchi.appbase import begin_request_transaction, create_base_app
+from madoguchi.extensions import begin_write_now, db
 
 # Booking requests whose latency steers the waiting room's rate (when WAITING_ROOM_LATENCY_TARGET_MS is set).
 _TIMED = frozenset({"reservation.hold", "reservation.book"})
@@ -54,10 +54,7 @@ def _install_waiting_room(app: Flask) -> None:
             begin_write_now()
             ticket = admission.arrive(settings, now)
             db.session.commit()
-            if request.method in WRITE_METHODS and not getattr(
-                app.view_functions.get(request.endpoint), "writes_late", False
-            ):
-                begin_write()  # as the request began (appbase): it writes
+            begin_request_transaction()  # the rest of the request, as it would have begun
         if not ticket.admitted:
             key = order_keys.get(settings.room) or order_keys.setdefault(
                 settings.room, admission.order_key(secret, settings.room)
