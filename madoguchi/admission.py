@@ -32,6 +32,7 @@ settings, the cookie value and the time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -178,6 +179,12 @@ def _serializer(secret_key: str, now: datetime | None = None) -> URLSafeTimedSer
     return URLSafeTimedSerializer(secret_key, salt=_SALT, signer=_ClockSigner, signer_kwargs=kwargs)
 
 
+@functools.lru_cache(maxsize=4)
+def _reader(secret_key: str) -> URLSafeTimedSerializer:
+    # Made once per key, not per request: building a serializer tests its JSON dumper (R9.2).
+    return _serializer(secret_key)
+
+
 def sign(ticket: Ticket, secret_key: str, now: datetime) -> str:
     return _serializer(secret_key, now).dumps(
         [ticket.room, ticket.place, int(ticket.early), ticket.nonce, round(ticket.admitted_at, 3)]
@@ -194,7 +201,7 @@ def read(value: str | None, settings: Settings, secret_key: str, now: datetime) 
         return None
     try:
         # The signature's own timestamp is when the cookie was last (re)issued.
-        raw, signed_at = _serializer(secret_key).loads(value, return_timestamp=True)
+        raw, signed_at = _reader(secret_key).loads(value, return_timestamp=True)
         room, place, early, nonce, admitted_at = raw
         ticket = Ticket(str(room), int(place), bool(early), str(nonce), float(admitted_at), signed_at)
     except (BadSignature, ValueError, TypeError):

@@ -71,6 +71,7 @@ def create_base_app(
         support.Translations.load(str(ROOT / "translations"), [config_module.LOCALE]), newstyle=True
     )
     limiter.init_app(app)
+    _limits_where_decorated_only(app)
 
     _load_keys(app, require_keys)
     app.extensions["madoguchi.clock"] = dates.Clock()
@@ -90,6 +91,17 @@ class ThriftySessionInterface(SecureCookieSessionInterface):
     """
 
     REFRESH_AFTER = timedelta(seconds=60)
+
+    def __init__(self):
+        self._serializers: dict[tuple, object] = {}
+
+    def get_signing_serializer(self, app: Flask):
+        # Flask builds a new serializer for every request (twice); it holds nothing per request.
+        key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        serializer = self._serializers.get(key)
+        if serializer is None:
+            serializer = self._serializers[key] = super().get_signing_serializer(app)
+        return serializer
 
     def open_session(self, app: Flask, request):
         serializer = self.get_signing_serializer(app)
@@ -115,6 +127,17 @@ class ThriftySessionInterface(SecureCookieSessionInterface):
             return False
         signed_at = getattr(session, "signed_at", None)
         return signed_at is None or datetime.now(UTC) - signed_at >= self.REFRESH_AFTER
+
+
+def _limits_where_decorated_only(app: Flask) -> None:
+    """Flask-Limiter looks for application-wide limits before every request; Madoguchi sets none
+    (``default_limits=[]``): the limited views (look-ups, staff sign-in) check their own limits in
+    their decorator. The per-request look-up was 4 % of a booking request (R9.2)."""
+    if any(app.config.get(name) for name in ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")):
+        return
+    hooks = app.before_request_funcs.get(None, [])
+    if limiter._check_request_limit in hooks:  # absent when RATELIMIT_ENABLED is off
+        hooks.remove(limiter._check_request_limit)
 
 
 def _load_keys(app: Flask, required: bool) -> None:
@@ -188,7 +211,10 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
         if response.status_code >= 500:
             db.session.rollback()
             return response
-        db.session.commit()
+        session = db.session()
+        # A writes_late view may have committed already: nothing begun, nothing pending, no commit.
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            session.commit()
         queued = g.pop("queued_messages", [])
         if queued and g.pop("deliver_messages", True):
             response.call_on_close(functools.partial(_deliver_after_response, app, queued))

@@ -36,6 +36,7 @@ from . import dates, guidance, normalize, numbers
 from .crypto import new_row_id
 from .extensions import begin_write, db
 from .models import Applicant, Booking, BookingEvent, OutboundMessage, Slot, Status
+from .prepared import DriverStatement
 
 SUBJECTS = {
     "booking_confirmed": "【{city}】個人番号カード受け取りのご予約を受け付けました",
@@ -88,23 +89,19 @@ def _channels(email: str | None, phone: str | None) -> tuple[str, ...]:
     )
 
 
-_APPLICANTS = Applicant.__table__
-_CONTACT = select(_APPLICANTS.c.email_ct, _APPLICANTS.c.phone_ct).where(
-    _APPLICANTS.c.id == bindparam("applicant_id")
-)
-_QUEUE = insert(OutboundMessage.__table__)
-
-
-def channels_of(applicant_id: str) -> tuple[str, ...]:
-    """``channels_for`` from the applicant's row alone (two columns, no object loaded): the booking
-    hot path (R9.2)."""
-    row = db.session.connection().execute(_CONTACT, {"applicant_id": applicant_id}).one_or_none()
-    if row is None:
-        return ()
+def channels_of(applicant_id: str, email_ct: str | None, phone_ct: str | None) -> tuple[str, ...]:
+    """``channels_for`` from the applicant's two contact ciphertexts, selected by the caller with
+    its other reads (the booking hot path loads no applicant object, R9.2)."""
     return _channels(
-        Applicant.email.plain(Applicant, row.email_ct, applicant_id),
-        Applicant.phone.plain(Applicant, row.phone_ct, applicant_id),
+        Applicant.email.plain(Applicant, email_ct, applicant_id),
+        Applicant.phone.plain(Applicant, phone_ct, applicant_id),
     )
+
+
+_QUEUED_COLUMNS = ("id", "kind", "template", "booking_id", "slot_id", "status", "attempts", "created_at")
+_QUEUE = DriverStatement(
+    insert(OutboundMessage.__table__).values({name: bindparam(name) for name in _QUEUED_COLUMNS})
+)
 
 
 def queue_message(channels: tuple[str, ...], booking_id: str, slot_id: int, template: str) -> list[str]:
@@ -131,7 +128,7 @@ def queue_message(channels: tuple[str, ...], booking_id: str, slot_id: int, temp
         )
         for kind in channels
     ]
-    db.session.connection().execute(_QUEUE, rows)
+    _QUEUE.execute_many(db.session.connection(), rows)
     ids = [row["id"] for row in rows]
     if has_request_context():
         # Sent once the response has gone out (appbase): the resident never waits for Twilio.

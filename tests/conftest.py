@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from madoguchi.crypto import KeyRing
 from madoguchi.extensions import db
@@ -133,6 +134,25 @@ def ctx(app):
     with app.app_context():
         yield app
         db.session.rollback()
+
+
+@pytest.fixture
+def sqlite_trace(app):
+    """Every statement SQLite runs, BEGIN and COMMIT included, with its values inlined (the driver's
+    own trace: it also sees statements run on the driver, ``madoguchi.prepared``)."""
+    lines: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def on_connect(dbapi_connection, _record):
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_trace_callback(lines.append)
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # new connections get the trace
+    yield lines
+    event.remove(engine, "connect", on_connect)
+    engine.dispose()
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@ writes no more than it must, and the cookies of an unchanged visit are not signe
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from madoguchi import booking, notify
 from madoguchi.appbase import ThriftySessionInterface
-from madoguchi.extensions import begin_write, begin_write_now, db
+from madoguchi.extensions import begin_write, begin_write_now, db, limiter
 from madoguchi.models import Booking, OutboundMessage
 from tests.conftest import ON_POSTGRES
 from tests.factories import make_applicant, make_slot, make_venue
@@ -19,44 +18,26 @@ from tests.factories import make_applicant, make_slot, make_venue
 from .flow import hold, hold_id, path_of, sign_in
 
 
-@pytest.fixture
-def traced(app):
-    """Every statement SQLite runs, BEGIN and COMMIT included (the driver's own trace)."""
-    lines: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def on_connect(dbapi_connection, _record):
-        if isinstance(dbapi_connection, sqlite3.Connection):
-            dbapi_connection.set_trace_callback(lines.append)
-
-    event.listen(engine, "connect", on_connect)
-    engine.dispose()  # new connections get the trace
-    yield lines
-    event.remove(engine, "connect", on_connect)
-    engine.dispose()
-
-
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")
-def test_the_confirmation_takes_the_write_lock_for_its_statements_only(app, client, world, traced):
+def test_the_confirmation_takes_the_write_lock_for_its_statements_only(app, client, world, sqlite_trace):
     """R9.2: POST /confirm reads nothing before BEGIN IMMEDIATE (no lock held while the request is
     parsed, checked and answered), and the transaction is a handful of statements: the live-booking
-    check, the hold's DELETE, the booking, its event, the contact's channels and the messages (their
-    text is drafted later, at delivery)."""
+    check and the contact's ciphertexts in one SELECT, the hold's DELETE, the booking, its event and
+    the messages (their text is drafted later, at delivery); the COMMIT follows at once."""
     sign_in(client, world)
     assert path_of(hold(client, world.slot_ids[0])) == "/confirm"
     key = hold_id(client)
-    traced.clear()
+    sqlite_trace.clear()
     response = client.post("/confirm", data={"hold_id": key})
     assert path_of(response) == "/done"
     # Not statements on data: the pool's liveness check, and the busy timeout set around BEGIN.
-    traced[:] = [line for line in traced if line != "SELECT 1" and not line.startswith("PRAGMA")]
+    sqlite_trace[:] = [line for line in sqlite_trace if line != "SELECT 1" and not line.startswith("PRAGMA")]
     # The request's own transaction; the messages are then sent after the response, in their own.
-    request = traced[: traced.index("COMMIT") + 1]
+    request = sqlite_trace[: sqlite_trace.index("COMMIT") + 1]
     statements = [line.split()[0].upper() for line in request]
     assert request[0] == "BEGIN IMMEDIATE", request[:2]
-    # live booking?, claim the hold, booking, event, contact's channels, e-mail and SMS rows
-    assert statements[1:-1] == ["SELECT", "DELETE", "INSERT", "INSERT", "SELECT", "INSERT", "INSERT"], request
+    # live booking? and contact, claim the hold, booking, event, e-mail and SMS rows
+    assert statements[1:-1] == ["SELECT", "DELETE", "INSERT", "INSERT", "INSERT", "INSERT"], request
 
 
 def test_the_done_page_shows_the_booking_just_made(app, client, world):
@@ -134,3 +115,13 @@ def test_a_retried_message_sends_the_text_drafted_at_its_first_attempt(ctx, monk
     assert notify.deliver().sent == 2
     db.session.refresh(message)
     assert message.status == "sent" and message.body == drafted
+
+
+def test_no_rate_limit_look_up_runs_before_every_request(overrides, request):
+    """R9.2: Flask-Limiter's per-request look-up for application-wide limits is not installed (there
+    are none); the limited views still answer 429 through their decorator (R3.5, R7.1: the rate
+    limit tests in test_security and test_signin run with this same app setup)."""
+    overrides["RATELIMIT_ENABLED"] = True
+    app = request.getfixturevalue("app")
+    assert limiter._check_request_limit not in app.before_request_funcs.get(None, [])
+    assert app.extensions["limiter"]  # the extension itself is there

@@ -1,0 +1,95 @@
+"""Statements of the burst's hot path, compiled once and run straight on the DB-API driver (R9.2).
+
+SQLAlchemy Core costs ~60–100 µs of Python per execution (execution context, events, result
+wrapping) even for a cached statement; the resident's booking sends a handful of statements while
+it holds SQLite's write lock, so that overhead was most of the lock's hold time and a fifth of the
+request (profiled). A ``DriverStatement`` is still written as a Core statement — the same table
+objects, types and dialects — but it is compiled once per dialect, its bind processors are looked
+up once, and each execution is one call on the driver's cursor inside the session's transaction.
+
+Only statements whose parameters are all named bind parameters belong here (no Python-side column
+defaults: an INSERT lists every column it sets). Driver errors are raised as SQLAlchemy's own
+exception classes, so callers catch ``IntegrityError`` as for any other statement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    # Positional drivers (SQLite's qmark) take a tuple in this order; named ones (psycopg) a dict.
+    order: tuple[str, ...] | None
+    processors: dict[str, Any]
+
+
+class DriverStatement:
+    """A Core statement with named bind parameters, run on the driver of a SQLAlchemy connection."""
+
+    def __init__(self, statement):
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            done = self.statement.compile(dialect=dialect)
+            processors = {}
+            for name, bind in done.binds.items():
+                processor = bind.type.bind_processor(dialect)
+                if processor is not None:
+                    processors[name] = processor
+            order = tuple(done.positiontup) if done.positional else None
+            compiled = self._compiled[dialect.name] = _Compiled(done.string, order, processors)
+        return compiled
+
+    def _parameters(self, compiled: _Compiled, values: dict):
+        processors = compiled.processors
+        if processors:
+            values = {k: (processors[k](v) if k in processors else v) for k, v in values.items()}
+        if compiled.order is None:
+            return values
+        return tuple(values[name] for name in compiled.order)
+
+    def execute(self, conn: Connection, values: dict):
+        """Run once with ``values``; returns the driver's cursor (rows of RETURNING or a SELECT)."""
+        compiled = self._for(conn.dialect)
+        return self._call(conn, compiled, "execute", self._parameters(compiled, values))
+
+    def execute_many(self, conn: Connection, rows: list[dict]) -> None:
+        """Run once per row in one driver call (``executemany``)."""
+        compiled = self._for(conn.dialect)
+        self._call(conn, compiled, "executemany", [self._parameters(compiled, row) for row in rows])
+
+    def first(self, conn: Connection, values: dict) -> tuple | None:
+        """The first row, or None. Every row is fetched: SQLite finishes a statement (a DELETE …
+        RETURNING included) only when it has been stepped to its end."""
+        rows = self.execute(conn, values).fetchall()
+        return rows[0] if rows else None
+
+    def scalar(self, conn: Connection, values: dict):
+        """The first column of the first row, or None."""
+        row = self.first(conn, values)
+        return None if row is None else row[0]
+
+    @staticmethod
+    def _call(conn: Connection, compiled: _Compiled, method: str, parameters):
+        driver = conn.connection.driver_connection
+        cursor = driver.cursor()
+        try:
+            getattr(cursor, method)(compiled.sql, parameters)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            if conn.dialect.is_disconnect(exc, driver, cursor):
+                # As SQLAlchemy does: the pool must not hand this connection out again.
+                conn.invalidate(exc)
+            # The statement, never the parameters: they may hold personal values (standard 4).
+            raise DBAPIError.instance(
+                compiled.sql, None, exc, conn.dialect.loaded_dbapi.Error, hide_parameters=True
+            ) from exc
+        return cursor

@@ -1,0 +1,78 @@
+"""R9.2: statements of the booking hot path run straight on the driver (``madoguchi.prepared``) and
+behave as SQLAlchemy's own: the same types on both stores, the same exceptions, no values in them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from madoguchi import dates
+from madoguchi.crypto import new_row_id
+from madoguchi.extensions import db
+from madoguchi.models import Hold
+from madoguchi.prepared import DriverStatement
+from tests.factories import make_applicant, make_slot, make_venue
+
+_HOLDS = Hold.__table__
+_INSERT = DriverStatement(
+    insert(_HOLDS).values(
+        {name: bindparam(name) for name in ("id", "slot_id", "applicant_id", "expires_at", "created_at")}
+    )
+)
+_EXPIRING = DriverStatement(
+    select(_HOLDS.c.id, _HOLDS.c.expires_at)
+    .where(_HOLDS.c.expires_at > bindparam("after"))
+    .order_by(_HOLDS.c.id)
+)
+
+
+def _row(slot_id: int, applicant_id: str, hold_id: str | None = None) -> dict:
+    now = dates.now()
+    return {
+        "id": hold_id or new_row_id(),
+        "slot_id": slot_id,
+        "applicant_id": applicant_id,
+        "expires_at": now + timedelta(minutes=10),
+        "created_at": now,
+    }
+
+
+def test_values_are_bound_with_the_column_types_of_each_store(ctx):
+    """R9.2: an aware datetime written on the driver reads back through the ORM as the same aware
+    UTC instant (SQLite keeps text, PostgreSQL a timestamptz), and compares in a WHERE clause."""
+    venue = make_venue()
+    slot, person = make_slot(venue), make_applicant(venue)
+    row = _row(slot.id, person.id)
+    _INSERT.execute(db.session.connection(), row)
+
+    stored = db.session.get(Hold, row["id"])
+    assert stored.expires_at == row["expires_at"] and stored.expires_at.tzinfo is not None
+    conn = db.session.connection()
+    assert _EXPIRING.scalar(conn, {"after": row["expires_at"] - timedelta(seconds=1)}) == row["id"]
+    assert _EXPIRING.first(conn, {"after": row["expires_at"]}) is None
+
+
+def test_many_rows_in_one_call(ctx):
+    """R9.2: ``execute_many`` writes every row it is given (the booking's e-mail and SMS rows)."""
+    venue = make_venue()
+    slot = make_slot(venue)
+    people = [make_applicant(venue) for _ in range(3)]
+    _INSERT.execute_many(db.session.connection(), [_row(slot.id, p.id) for p in people])
+    assert db.session.query(Hold).count() == 3
+
+
+def test_a_refused_row_raises_sqlalchemys_integrity_error_without_its_values(ctx):
+    """Standard 3 and 4: a constraint violation is SQLAlchemy's IntegrityError (callers catch it as
+    for any statement), and the values sent are not in it (PostgreSQL's own detail names only the
+    conflicting key, here a random row id)."""
+    venue = make_venue()
+    slot, person = make_slot(venue), make_applicant(venue)
+    same_id = new_row_id()
+    _INSERT.execute(db.session.connection(), _row(slot.id, person.id, same_id))
+    with pytest.raises(IntegrityError) as raised:
+        _INSERT.execute(db.session.connection(), _row(slot.id, person.id, same_id))
+    assert person.id not in str(raised.value)
+    assert raised.value.params is None
