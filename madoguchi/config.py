@@ -104,6 +104,10 @@ def load(overrides: dict | None = None) -> dict:
         "CALL_CENTER_OPERATOR_TARGET": os.environ.get(
             "MADOGUCHI_CALL_CENTER_OPERATOR_TARGET", "client:operators"
         ),
+        # The console's "calls not logged yet" count, kept per operator in each worker process for
+        # this many seconds (R9.2; docs/capacity.md): a count only, dropped in the worker where the
+        # operator takes or logs a call, so only a call taken elsewhere shows this late. 0: none.
+        "UNLOGGED_CALLS_SECONDS": float(os.environ.get("MADOGUCHI_UNLOGGED_CALLS_SECONDS", "5")),
         # Call recordings (R4.4): empty keeps the audio at Twilio (streamed through the app for
         # playback); a folder downloads each completed recording there, encrypted with its own key.
         "RECORDINGS_LOCAL_DIR": os.environ.get("MADOGUCHI_RECORDINGS_LOCAL_DIR", ""),
@@ -136,12 +140,17 @@ def load(overrides: dict | None = None) -> dict:
         "WAITING_ROOM_LATENCY_TARGET_MS": float(
             os.environ.get("MADOGUCHI_WAITING_ROOM_LATENCY_TARGET_MS", "0")
         ),
+        # The residents' calendar (R9.2; docs/capacity.md), cached in each worker process, in seconds:
+        # a venue's week of slots (which exist, their times and capacities, the closed days), and
+        # the week's rendered grid with its places left (a hold decides capacity anyway). 0: none.
+        "CALENDAR_SLOTS_SECONDS": float(os.environ.get("MADOGUCHI_CALENDAR_SLOTS_SECONDS", "30")),
+        "CALENDAR_PLACES_SECONDS": float(os.environ.get("MADOGUCHI_CALENDAR_PLACES_SECONDS", "1")),
         # Residents' requests send the messages they queued right after their commit. During a wave,
         # set 0 and run `madoguchi outbox deliver` every minute: each message costs write
         # transactions that queue on SQLite's one write lock with the bookings (docs/capacity.md).
         "DELIVER_INLINE": _bool("MADOGUCHI_DELIVER_INLINE", True),
         # hide_parameters: a database error must not print values into a log (standard 4).
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
         "LOG_TRACEBACKS": True,
     }
     if overrides:
@@ -149,6 +158,11 @@ def load(overrides: dict | None = None) -> dict:
     # Settings that follow the environment are derived after the overrides, so a production app
     # configured by overrides (tests, the CLI) gets the same secure defaults as one configured by env.
     production = config["MADOGUCHI_ENV"] == "production"
+    # A lost server connection is replaced at checkout (R9.1); an SQLite file cannot be lost, and the
+    # check is a statement per transaction (R9.2).
+    config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault(
+        "pool_pre_ping", not str(config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite")
+    )
     config.setdefault("SESSION_COOKIE_SECURE", production)
     config.setdefault("SMTP_STARTTLS", _bool("MADOGUCHI_SMTP_STARTTLS", production))
     config.setdefault(

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import functools
+from datetime import date
 from types import SimpleNamespace
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from markupsafe import Markup
 from wtforms.fields.choices import SelectChoice
 
-from madoguchi import admission, applicants, availability, booking, dates, guidance, numbers, venues
+from madoguchi import admission, applicants, availability, booking, cache, dates, guidance, numbers, venues
 from madoguchi.appbase import writes_late
 from madoguchi.errors import (
     AlreadyBooked,
@@ -22,7 +36,7 @@ from madoguchi.errors import (
     SlotNotBookable,
 )
 from madoguchi.extensions import db, limiter
-from madoguchi.models import Applicant, Hold
+from madoguchi.models import Applicant, Hold, Venue
 
 from .forms import ConfirmForm, ContactForm, HoldForm, IdentifyForm, PlainForm, RegisterForm, VenueChoiceForm
 
@@ -232,21 +246,45 @@ def slots():
     applicant = g.applicant
     if applicant.venue is None:
         return redirect(url_for(".venue"))
-    shown = availability.week(applicant.venue, availability.parse_first_day(request.args.get("from")))
-    live = booking.live_booking_for(applicant)
+    first = availability.parse_first_day(request.args.get("from"))
+    previous, following = availability.neighbours(first)
     return render_template(
         "reservation/slots.html",
         venue=applicant.venue,
-        by_day=shown.by_day,
-        closed=shown.closed,
-        previous=shown.previous,
-        following=shown.following,
-        live=live,
-        # The calendar repeats the CSRF field in every free slot's form (~65 a week); rendered once
-        # here instead of once per slot through WTForms' widget (profiled: ~40% of the page, R9.2).
+        # A resident sent back here with a message (a hold refused, a hold lapsed…) sees the places
+        # as they are now; the messages stay for the page (Flask keeps them for the request).
+        grid=_week_grid(applicant.venue, first, fresh=bool(get_flashed_messages())),
+        previous=previous,
+        following=following,
+        live=booking.live_booking_for(applicant),
+        # One form around the week (each free slot is a button naming it): its CSRF field is
+        # rendered once, outside the shared grid.
         form=_hold_form_once(),
         hold_minutes=current_app.config["HOLD_MINUTES"],
     )
+
+
+# Venues × first days × today (× locales): bounded anyway; a grid is ~20 kB.
+GRID_CACHE = "calendar_grid"
+GRID_CACHE_ENTRIES = 256
+
+
+def _week_grid(venue: Venue, first: date, *, fresh: bool = False) -> Markup:
+    """The week's slot grid as HTML, shared by every resident of the venue in this worker for up to
+    ``CALENDAR_PLACES_SECONDS`` (R9.2; docs/capacity.md). Nothing personal is in it: the CSRF
+    field, the resident's own booking and the flashes are rendered around it for each request.
+    ``fresh``: read the places now (and share that grid from now on)."""
+
+    def render() -> Markup:
+        shown = availability.week(venue, first, cached=True)
+        html = render_template("reservation/_week.html", by_day=shown.by_day, closed=shown.closed)
+        return Markup(html)  # noqa: S704 — the output of an autoescaped template, not raw input
+
+    key = (venue.id, first, dates.today(), str(get_locale()))
+    grids = cache.of_app(GRID_CACHE, GRID_CACHE_ENTRIES)
+    if fresh:
+        grids.forget(key)
+    return grids.get(key, current_app.config["CALENDAR_PLACES_SECONDS"], render)
 
 
 def _hold_form_once() -> SimpleNamespace:
@@ -311,6 +349,9 @@ def book():
         return redirect(url_for(".confirm"))
     try:
         booking.confirm_hold(applicant_id, form.hold_id.data, actor=RESIDENT)
+        # Committed here, not after the response is built: SQLite's write lock ends with the
+        # booking's last statement (R9.2).
+        db.session.commit()
     except HoldExpired:
         flash(
             _(

@@ -33,10 +33,11 @@ MISMATCH = "予約管理番号と生年月日の組み合わせが確認でき�
 
 
 def _slot_form(html: str, slot_id: int):
-    """The calendar's button form for ``slot_id`` (present only while the slot has a place)."""
+    """The calendar's form holding the button for ``slot_id`` (present only while the slot has a
+    place)."""
     root = pages.parse(html)
     for form in root.find_all("form", action="/hold"):
-        if form.find("input", name="slot_id", value=str(slot_id)) is not None:
+        if form.find("button", name="slot_id", value=str(slot_id)) is not None:
             return form
     return None
 
