@@ -10,7 +10,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from madoguchi.calls import NOTE_MAX_LENGTH
 from madoguchi.models import CALL_CATEGORY_LABELS, CallCategory
 from madoguchi.recordings import BASIS_LABELS
-from madoguchi.webforms import Form
+from madoguchi.webforms import Form, LeanTextInput
 
 
 class PlainForm(Form):
@@ -19,14 +19,20 @@ class PlainForm(Form):
 
 class SearchForm(Form):
     # POSTed, never in a URL: a phone number or a name must not reach logs or history (standard 4).
+    # Rendered with every search: the lean widget writes the same input faster (R9.2).
     q = StringField(
         _l("予約管理番号・電話番号・氏名（カナ）"),
         validators=[
             DataRequired(_l("予約管理番号、電話番号、または氏名のカナを入力してください。")),
             Length(max=100),
         ],
+        widget=LeanTextInput(),
     )
-    birth = StringField(_l("生年月日（カナ検索で絞り込むとき）"), validators=[Optional(), Length(max=30)])
+    birth = StringField(
+        _l("生年月日（カナ検索で絞り込むとき）"),
+        validators=[Optional(), Length(max=30)],
+        widget=LeanTextInput(),
+    )
 
 
 class SlotForm(Form):

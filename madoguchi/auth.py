@@ -17,7 +17,7 @@ import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from zxcvbn import zxcvbn
 
 from . import dates
@@ -310,6 +310,11 @@ def complete_session(session: StaffSession, *, remote_addr: str) -> None:
 # A session's last use is written at most this often: idle time is counted to within it, and a
 # staff member's requests in a burst do not each write the session row (R9.2).
 SESSION_TOUCH_EVERY = timedelta(seconds=30)
+_SESSION_WITH_STAFF = (
+    select(StaffSession, Staff)
+    .join(Staff, Staff.id == StaffSession.staff_id)
+    .where(StaffSession.token_hash == bindparam("token_hash"), StaffSession.ended_at.is_(None))
+)
 
 
 def load_session(
@@ -322,13 +327,13 @@ def load_session(
         return None
     now = now or dates.now()
     config = current_app.config
-    found = db.session.scalars(
-        select(StaffSession).where(
-            StaffSession.token_hash == _token_hash(token), StaffSession.ended_at.is_(None)
-        )
-    ).one_or_none()
-    if found is None:
+    # The session and its staff member in one statement, read on every request: disabling an
+    # account, ending its period of duty or changing its roles takes effect at its next request
+    # (the staff member lands in the identity map, so ``found.staff`` loads nothing more).
+    row = db.session.execute(_SESSION_WITH_STAFF, {"token_hash": _token_hash(token)}).one_or_none()
+    if row is None:
         return None
+    found = row[0]
     reason = None
     if now - found.last_seen_at > timedelta(minutes=config["STAFF_SESSION_IDLE_MINUTES"]):
         reason = "idle"

@@ -12,10 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from flask import current_app
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import dates, normalize, recordings, search
+from . import cache, dates, normalize, recordings, search
 from .crypto import new_row_id
 from .extensions import db
 from .models import Applicant, Booking, Call, CallCategory, CallRecording
@@ -91,6 +92,7 @@ def take(call_id: str, staff_id: int, *, now: datetime | None = None) -> bool:
         .where(Call.id == call_id, Call.operator_id.is_(None))
         .values(operator_id=staff_id, answered_at=now or dates.now())
     ).rowcount
+    _count_changed(staff_id)
     return taken == 1
 
 
@@ -160,6 +162,7 @@ def log(
         call.operator_id = staff_id
         call.answered_at = call.answered_at or call.logged_at
     db.session.flush()
+    _count_changed(call.operator_id, staff_id)
     return call
 
 
@@ -177,6 +180,7 @@ def start_manual(staff_id: int, *, now: datetime | None = None) -> Call:
     )
     db.session.add(call)
     db.session.flush()
+    _count_changed(staff_id)
     return call
 
 
@@ -215,9 +219,32 @@ def statistics(first: date, last: date) -> list[DayCounts]:
 
 
 def count_unlogged(operator_id: int) -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(Call).where(Call.operator_id == operator_id, Call.category.is_(None))
+    """The operator's calls without a log entry: the console's reminder, shown on every search, so
+    kept per worker for UNLOGGED_CALLS_SECONDS (a count by staff id, nothing personal). Taking or
+    logging a call drops the operator's count in this worker (``_count_changed``)."""
+    return _unlogged_counts().get(
+        operator_id,
+        current_app.config["UNLOGGED_CALLS_SECONDS"],
+        lambda: db.session.scalar(_COUNT_UNLOGGED, {"operator_id": operator_id}),
     )
+
+
+_COUNT_UNLOGGED = (
+    select(func.count())
+    .select_from(Call)
+    .where(Call.operator_id == bindparam("operator_id"), Call.category.is_(None))
+)
+
+
+def _unlogged_counts() -> cache.TimedCache:
+    return cache.of_app("unlogged_calls", max_entries=1000)
+
+
+def _count_changed(*operator_ids: int | None) -> None:
+    counts = _unlogged_counts()
+    for operator_id in operator_ids:
+        if operator_id is not None:
+            counts.forget(operator_id)
 
 
 # ---- recordings (R4.4: metadata; retention is the recordings issue) ------------------------------

@@ -8,8 +8,11 @@ from babel import support
 from flask import request
 from flask_wtf import FlaskForm
 from flask_wtf.form import _Auto, _is_submitted
+from markupsafe import Markup, escape
 from werkzeug.datastructures import ImmutableMultiDict
 from wtforms.i18n import messages_path
+from wtforms.widgets import TextInput
+from wtforms.widgets.core import clean_key
 
 from .config import LOCALE
 
@@ -45,3 +48,25 @@ class Form(FlaskForm):
             if formdata is _Auto:
                 return _text_only(request.form) if _is_submitted() else None
             return None if formdata is None else _text_only(formdata)
+
+
+def _html_params(**kwargs) -> Markup:
+    """WTForms' ``html_params`` with the same output, without a ``Markup.format`` per attribute
+    (that was most of rendering an input, R9.2)."""
+    params = []
+    for key, value in sorted(kwargs.items()):
+        if value is True:
+            params.append(escape(clean_key(key)))
+        elif value is not False:
+            params.append(escape(clean_key(key)) + _EQUALS + escape(value) + _QUOTE)
+    return _SPACE.join(params)
+
+
+_EQUALS, _QUOTE, _SPACE = Markup('="'), Markup('"'), Markup(" ")
+
+
+class LeanTextInput(TextInput):
+    """A text input rendered as WTForms renders it, faster: for the forms of the hot paths (the
+    operator's search box is rendered with every search)."""
+
+    html_params = staticmethod(_html_params)

@@ -150,14 +150,23 @@ def manual_call():
 def _about_choices(call: Call, hits) -> list[tuple[str, str]]:
     choices = [("", _("予約に関係しない"))]
     seen = set()
-    linked = [(call.applicant, call.booking)] if call.applicant is not None else []
-    for applicant, found in linked + [(hit.applicant, hit.booking) for hit in hits]:
-        key = f"{applicant.id}:{found.id if found else ''}"
+    about = [
+        (hit.applicant_id, hit.name, hit.booking and hit.booking.id, hit.booking and hit.booking.starts_at)
+        for hit in hits
+    ]
+    if call.applicant is not None:
+        linked = call.booking
+        about.insert(
+            0,
+            (call.applicant.id, call.applicant.name, linked and linked.id, linked and linked.slot.starts_at),
+        )
+    for applicant_id, name, booking_id, starts_at in about:
+        key = f"{applicant_id}:{booking_id or ''}"
         if key in seen:
             continue
         seen.add(key)
-        when = f" {dates.tokyo(found.slot.starts_at):%m/%d %H:%M}" if found is not None else ""
-        choices.append((key, f"{applicant.name}{when}"))
+        when = f" {dates.tokyo(starts_at):%m/%d %H:%M}" if starts_at is not None else ""
+        choices.append((key, f"{name}{when}"))
     return choices
 
 
