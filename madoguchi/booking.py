@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from . import dates, notify
@@ -35,7 +35,7 @@ from .errors import (
 )
 from .extensions import begin_write_now, db
 from .models import LIVE, LIVE_SQL, Applicant, Booking, BookingEvent, Channel, Hold, Slot, Status
-from .prepared import DriverStatement
+from .prepared import DriverStatement, insert_of
 
 
 @dataclass(frozen=True)
@@ -102,15 +102,10 @@ _BY_REQUEST_KEY = DriverStatement(
 )
 
 
-def _insert_of(table, columns: str) -> DriverStatement:
-    # Every column named: a DriverStatement runs no Python-side column default.
-    return DriverStatement(insert(table).values({name: bindparam(name) for name in columns.split()}))
-
-
-_INSERT_BOOKING = _insert_of(
+_INSERT_BOOKING = insert_of(
     _BOOKINGS, "id applicant_id slot_id status channel staff_id request_key created_at updated_at"
 )
-_INSERT_EVENT = _insert_of(BookingEvent.__table__, "booking_id at action channel staff_id to_slot_id undone")
+_INSERT_EVENT = insert_of(BookingEvent.__table__, "booking_id at action channel staff_id to_slot_id undone")
 
 
 # ---- capacity -----------------------------------------------------------------------------

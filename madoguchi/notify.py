@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import current_app, g, has_request_context, render_template
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import func, or_, select, update
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -36,7 +36,7 @@ from . import dates, guidance, normalize, numbers
 from .crypto import new_row_id
 from .extensions import begin_write, db
 from .models import Applicant, Booking, BookingEvent, OutboundMessage, Slot, Status
-from .prepared import DriverStatement
+from .prepared import insert_of
 
 SUBJECTS = {
     "booking_confirmed": "【{city}】個人番号カード受け取りのご予約を受け付けました",
@@ -98,9 +98,8 @@ def channels_of(applicant_id: str, email_ct: str | None, phone_ct: str | None) -
     )
 
 
-_QUEUED_COLUMNS = ("id", "kind", "template", "booking_id", "slot_id", "status", "attempts", "created_at")
-_QUEUE = DriverStatement(
-    insert(OutboundMessage.__table__).values({name: bindparam(name) for name in _QUEUED_COLUMNS})
+_QUEUE = insert_of(
+    OutboundMessage.__table__, "id kind template booking_id slot_id status attempts created_at"
 )
 
 

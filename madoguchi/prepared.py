@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import bindparam, insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -93,3 +94,9 @@ class DriverStatement:
                 compiled.sql, None, exc, conn.dialect.loaded_dbapi.Error, hide_parameters=True
             ) from exc
         return cursor
+
+
+def insert_of(table, columns: str) -> DriverStatement:
+    """An INSERT into ``table`` of the space-separated ``columns``, each a bind parameter of its name.
+    Every column is named: a DriverStatement runs no Python-side column default."""
+    return DriverStatement(insert(table).values({name: bindparam(name) for name in columns.split()}))
