@@ -43,7 +43,9 @@ class DriverStatement:
             done = self.statement.compile(dialect=dialect)
             processors = {}
             for name, bind in done.binds.items():
-                processor = bind.type.bind_processor(dialect)
+                # The dialect's own type (SQLite's DATETIME writes its own text form): the generic
+                # type's processor would let the driver format it, which compares differently.
+                processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
                 if processor is not None:
                     processors[name] = processor
             order = tuple(done.positiontup) if done.positional else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from madoguchi import dates
@@ -53,6 +53,27 @@ def test_values_are_bound_with_the_column_types_of_each_store(ctx):
     conn = db.session.connection()
     assert _EXPIRING.scalar(conn, {"after": row["expires_at"] - timedelta(seconds=1)}) == row["id"]
     assert _EXPIRING.first(conn, {"after": row["expires_at"]}) is None
+
+
+def test_a_time_is_stored_exactly_as_sqlalchemy_stores_it(ctx):
+    """R9.2, R7.4: a whole-second time written on the driver is the same stored value as the ORM's
+    (on SQLite the same text, ".000000" included), so a half-open period ``at >= since`` compares
+    alike whichever path wrote the row (found as the audit report lost the entry at ``since``)."""
+    venue = make_venue()
+    slot, person = make_slot(venue), make_applicant(venue)
+    whole = dates.now().replace(microsecond=0) + timedelta(minutes=10)
+    ours, theirs = _row(slot.id, person.id), _row(slot.id, make_applicant(venue).id)
+    ours["expires_at"] = theirs["expires_at"] = whole
+    conn = db.session.connection()
+    _INSERT.execute(conn, ours)
+    conn.execute(insert(_HOLDS), theirs)
+    # text(): the values as the driver returns them, no result processing.
+    raw = conn.execute(
+        text("SELECT expires_at FROM holds WHERE id IN (:a, :b)"), {"a": ours["id"], "b": theirs["id"]}
+    ).all()
+    assert raw[0][0] == raw[1][0]
+    since = select(func.count()).select_from(_HOLDS).where(_HOLDS.c.expires_at >= whole)
+    assert conn.execute(since).scalar() == 2
 
 
 def test_many_rows_in_one_call(ctx):
