@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from madoguchi.appbase import warm_templates
 from staffweb import create_staff_app
 
 
@@ -10,4 +11,11 @@ def create_app(overrides: dict | None = None):
 
     settings = {"STAFF_HOME_ENDPOINT": "admin.home"}
     settings.update(overrides or {})
-    return create_staff_app(__name__, overrides=settings, blueprints=[bp])
+    app = create_staff_app(__name__, overrides=settings, blueprints=[bp])
+    if not app.testing:
+        warm_templates(app, *TEMPLATES)
+    return app
+
+
+# What this app renders: its pages, the staff sign-in pages and the messages its changes send.
+TEMPLATES = ("admin/", "staff/", "emails/", "sms/")

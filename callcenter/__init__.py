@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+from madoguchi.appbase import warm_templates
 from staffweb import create_staff_app
 
 
@@ -26,4 +27,9 @@ def create_app(overrides: dict | None = None):
         from madoguchi.fax import digits
 
         threading.Thread(target=digits.classifier, name="fax-digits-warm-up", daemon=True).start()
+        warm_templates(app, *TEMPLATES)
     return app
+
+
+# What this app renders: its pages, the staff sign-in pages and the messages operators' bookings send.
+TEMPLATES = ("callcenter/", "staff/", "emails/", "sms/")

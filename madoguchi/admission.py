@@ -48,7 +48,7 @@ from sqlalchemy import case, select, update
 
 from .config import ConfigError
 from .dates import TOKYO
-from .extensions import db
+from .extensions import begin_write_now, db
 from .models import AdmissionPass, AdmissionRoom
 
 COOKIE = "madoguchi_queue"
@@ -403,6 +403,7 @@ def refresh_seconds(standing_: Standing) -> int:
 # ---- identification: passes and waves --------------------------------------------------------
 def claim_pass(ticket: Ticket, settings: Settings, now: datetime) -> bool:
     """Count one identification on this ticket; False once it has been used ``pass_uses`` times."""
+    begin_write_now()
     inserted = _insert_ignore(
         AdmissionPass, dict(nonce=ticket.nonce, room=ticket.room, uses=1, created_at=now)
     )

@@ -9,19 +9,31 @@ import traceback
 from datetime import UTC, datetime, timedelta
 
 from babel import support
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, Response, current_app, g, make_response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from itsdangerous import BadSignature
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
 from . import dates, notify, numbers
 from .crypto import KeyError_, KeySource
-from .extensions import babel, begin_write, csrf, db, limiter, migrate
+from .extensions import (
+    babel,
+    begin_read_only,
+    begin_write,
+    csrf,
+    db,
+    forget_deferred,
+    limiter,
+    migrate,
+    read_then_write,
+    write_deferred,
+)
 
 # Register every model with the metadata (migrations and the app need them all).
 from .models import OutboundMessage  # noqa: F401
@@ -37,6 +49,7 @@ ERROR_MESSAGES = {
     405: "この操作はできません。",
     429: "短い時間に多くの操作がありました。しばらく時間をおいてからお試しください。",
     500: "システムで問題が発生しました。お手数ですが、時間をおいて再度お試しください。",
+    503: "ただいま混み合っています。お手数ですが、少し時間をおいて再度お試しください。",
 }
 
 
@@ -81,6 +94,21 @@ def create_base_app(
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app
+
+
+# Templates every app renders (the layout, the error page, the form macros).
+_SHARED_TEMPLATES = ("base.html", "errors.html", "_macros/")
+
+
+def warm_templates(app: Flask, *folders: str) -> int:
+    """Compile the app's templates when a worker starts, not in its first requests: under a burst
+    each fresh worker's first pages took 50–150 ms more (R9.2). Tests skip it (``app.testing``)
+    unless they call it. Returns how many were compiled."""
+    env = app.jinja_env
+    names = [name for name in env.list_templates() if name.startswith((*_SHARED_TEMPLATES, *folders))]
+    for name in names:
+        env.get_template(name)
+    return len(names)
 
 
 class ThriftySessionInterface(SecureCookieSessionInterface):
@@ -206,20 +234,8 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
     app.extensions["madoguchi.write_every_request"] = write_every_request
     app.before_request(begin_request_transaction)
 
-    @app.after_request
-    def _commit(response):
-        if response.status_code >= 500:
-            db.session.rollback()
-            return response
-        session = db.session()
-        # A writes_late view may have committed already: nothing begun, nothing pending, no commit.
-        if session.in_transaction() or session.new or session.dirty or session.deleted:
-            session.commit()
-        queued = g.pop("queued_messages", [])
-        if queued and g.pop("deliver_messages", True):
-            response.call_on_close(functools.partial(_deliver_after_response, app, queued))
-        return response
-
+    # Flask runs after_request functions last registered first: the headers are set on whatever
+    # response ``_commit`` ends with (its error page too).
     @app.after_request
     def _security_headers(response):
         headers = response.headers
@@ -239,6 +255,34 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
             headers.setdefault("Cache-Control", "no-store")
         return response
 
+    @app.after_request
+    def _commit(response):
+        session = db.session()
+        if response.status_code >= 500:
+            session.rollback()
+            forget_deferred(session)
+            return response
+        # A read-only staff request: its audit entries are written before its page leaves; if
+        # they cannot be, the page is replaced by the error page (nothing read goes unlogged).
+        try:
+            wrote = write_deferred(session)
+        except SQLAlchemyError as exc:
+            session.rollback()
+            app.logger.error(
+                "the audit entries of %s %s could not be written (%s); its page was not sent",
+                request.method,
+                request.url_rule,
+                type(exc).__name__,
+            )
+            return error_response(503)
+        # A writes_late view may have committed already: nothing begun, nothing pending, no commit.
+        if not wrote and (session.in_transaction() or session.new or session.dirty or session.deleted):
+            session.commit()
+        queued = g.pop("queued_messages", [])
+        if queued and g.pop("deliver_messages", True):
+            response.call_on_close(functools.partial(_deliver_after_response, app, queued))
+        return response
+
     @app.teardown_request
     def _rollback(exc):
         if exc is not None:
@@ -253,10 +297,27 @@ def begin_request_transaction() -> None:
     begins its own write transaction in its service.
     """
     app = current_app
-    if getattr(app.view_functions.get(request.endpoint), "writes_late", False):
+    view = app.view_functions.get(request.endpoint)
+    if getattr(view, "writes_late", False):
+        # Read-only until its service asks for the write lock (SQLite refuses a write before it).
+        begin_read_only()
         return
-    if app.extensions["madoguchi.write_every_request"] or request.method in WRITE_METHODS:
+    if app.extensions["madoguchi.write_every_request"]:
+        if request.method not in WRITE_METHODS or getattr(view, "reads_only", False):
+            # Staff pages that only show data: their audit entries and session touch are written
+            # in one short write transaction once the page is rendered (extensions.read_then_write).
+            read_then_write()
+        else:
+            begin_write()
+    elif request.method in WRITE_METHODS:
         begin_write()
+
+
+def reads_only(view):
+    """Mark a staff view that changes nothing though it is a POST (a search: its terms stay out of
+    the URL): it reads like a GET, its audit entry is written after it rendered (R9.2)."""
+    view.reads_only = True
+    return view
 
 
 def writes_late(view):
@@ -280,10 +341,17 @@ def _deliver_after_response(app: Flask, message_ids: list[str]) -> None:
             db.session.remove()
 
 
+def render_error(status: int):
+    message = _(ERROR_MESSAGES.get(status, ERROR_MESSAGES[500]))
+    return render_template("errors.html", status=status, message=message), status
+
+
+def error_response(status: int) -> Response:
+    g.deliver_messages = False
+    return make_response(render_error(status))
+
+
 def _register_errors(app: Flask) -> None:
-    def render_error(status: int):
-        message = _(ERROR_MESSAGES.get(status, ERROR_MESSAGES[500]))
-        return render_template("errors.html", status=status, message=message), status
 
     @app.errorhandler(CSRFError)
     def _csrf(_exc):

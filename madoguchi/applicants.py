@@ -7,12 +7,12 @@ import hmac
 from datetime import date, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from . import dates, numbers, venues
 from .crypto import new_row_id
 from .errors import IdentityMismatch, LookupLocked
-from .extensions import db
+from .extensions import begin_write_now, db
 from .models import Applicant, LookupFailure
 
 
@@ -52,6 +52,7 @@ def identify(number: str, birth_date: date, now: datetime | None = None) -> Appl
 
 def record_failed_lookup(number: str, now: datetime | None = None) -> bool:
     """Count a failure; lock the number after LOOKUP_MAX_FAILURES in the window. Returns locked?"""
+    begin_write_now()  # the count is read and changed under the write lock
     now = now or dates.now()
     config = current_app.config
     window = timedelta(minutes=config["LOOKUP_LOCK_MINUTES"])
@@ -71,10 +72,16 @@ def record_failed_lookup(number: str, now: datetime | None = None) -> bool:
 
 
 def clear_failed_lookups(number: str) -> None:
-    row = _failure_row(number)
-    if row is not None:
-        db.session.delete(row)
-        db.session.flush()
+    """A successful look-up forgets the number's failures (a write only when there were any)."""
+    key = Applicant.number_key(number)
+    if db.session.scalar(select(LookupFailure.number_bidx).where(LookupFailure.number_bidx == key)) is None:
+        return
+    begin_write_now()
+    db.session.execute(
+        delete(LookupFailure)
+        .where(LookupFailure.number_bidx == key)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def register(
@@ -124,6 +131,7 @@ def assign_venue(applicant: Applicant, chosen_code: str | None = None) -> venues
 
 
 def update_contact(applicant: Applicant, *, email: str | None, phone: str | None, now=None) -> None:
+    begin_write_now()  # a residents' request that has only read takes the write lock from here
     applicant.email = email
     applicant.phone = phone
     applicant.updated_at = now or dates.now()

@@ -8,17 +8,20 @@ without the keys cannot forge a new chain. Entries hold ids, counts and reasons 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from . import dates
 from .crypto import current_keyring
-from .extensions import db
+from .extensions import db, defer_write
 from .models import AuditChainHead, AuditEntry, Staff
+from .prepared import DriverStatement, insert_of
 
 GENESIS = "0" * 64
 
@@ -145,49 +148,57 @@ def record(
     remote_addr: str = "",
     at: datetime | None = None,
     **details,
-) -> AuditEntry:
+) -> None:
     """Append one entry in the caller's transaction (it commits with the action it records).
 
-    Three prepared statements on the connection (read the head, insert, advance the head), not the
-    ORM's unit of work: every staff request records at least one entry (R9.2, profiled). The entry
-    returned is not in the session.
+    A read-only staff request (``extensions.read_then_write``) appends its entries when it has
+    read, in one short write transaction before its page leaves; their time is the moment of the
+    call. Three prepared statements on the connection (read the head, insert, advance the head),
+    not the ORM's unit of work: every staff request records at least one entry (R9.2, profiled).
     """
+    fields = {
+        # Hashed as stored: UTC, whole seconds (a Tokyo-time ``at`` would hash differently).
+        "at": (at or dates.now()).astimezone(UTC).replace(microsecond=0),
+        "staff_id": staff.id if staff is not None else None,
+        "login_id": (staff.login_id if staff is not None else login_id)[:64],
+        "action": tag.value,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id),
+        "result": result,
+        "remote_addr": remote_addr[:64],
+        "details": json.dumps(details, ensure_ascii=False, sort_keys=True, default=str),
+    }
+    defer_write(functools.partial(_append, fields))
+
+
+def _append(fields: dict) -> None:
     db.session.flush()  # what the entry refers to (a new staff member, a booking) is written first
     conn = db.session.connection()
-    head = conn.execute(_READ_HEAD).one_or_none()
+    head = _READ_HEAD.first(conn, _THE_HEAD)
     if head is None:
         made = _head()
         head = (made.last_id, made.last_hash)
     last_id, last_hash = head
-    entry = AuditEntry(
-        id=last_id + 1,
-        # Hashed as stored: UTC, whole seconds (a Tokyo-time ``at`` would hash differently).
-        at=(at or dates.now()).astimezone(UTC).replace(microsecond=0),
-        staff_id=staff.id if staff is not None else None,
-        login_id=(staff.login_id if staff is not None else login_id)[:64],
-        action=tag.value,
-        subject_type=subject_type,
-        subject_id=str(subject_id),
-        result=result,
-        remote_addr=remote_addr[:64],
-        details=json.dumps(details, ensure_ascii=False, sort_keys=True, default=str),
-        prev_hash=last_hash,
-    )
+    entry = SimpleNamespace(id=last_id + 1, prev_hash=last_hash, **fields)
     entry.hash = _chain_hash(entry)
-    conn.execute(_INSERT_ENTRY, {column: getattr(entry, column) for column in _ENTRY_COLUMNS})
-    conn.execute(_ADVANCE_HEAD, {"new_id": entry.id, "new_hash": entry.hash})
-    return entry
+    _INSERT_ENTRY.execute(conn, vars(entry))
+    _ADVANCE_HEAD.execute(conn, {**_THE_HEAD, "new_id": entry.id, "new_hash": entry.hash})
 
 
+# Run on the driver (madoguchi.prepared): every staff request appends at least one entry.
 _HEADS = AuditChainHead.__table__
-_READ_HEAD = select(_HEADS.c.last_id, _HEADS.c.last_hash).where(_HEADS.c.id == 1).with_for_update()
-_ADVANCE_HEAD = (
+_THE_HEAD = {"head_id": 1}  # the chain's one head row
+_READ_HEAD = DriverStatement(
+    select(_HEADS.c.last_id, _HEADS.c.last_hash).where(_HEADS.c.id == bindparam("head_id")).with_for_update()
+)
+_ADVANCE_HEAD = DriverStatement(
     update(_HEADS)
-    .where(_HEADS.c.id == 1)
+    .where(_HEADS.c.id == bindparam("head_id"))
     .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
 )
-_ENTRY_COLUMNS = tuple(column.key for column in AuditEntry.__table__.columns)
-_INSERT_ENTRY = insert(AuditEntry.__table__)
+_INSERT_ENTRY = insert_of(
+    AuditEntry.__table__, " ".join(column.key for column in AuditEntry.__table__.columns)
+)
 
 
 @dataclass(frozen=True)

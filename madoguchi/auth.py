@@ -7,6 +7,7 @@ shows an error page — which the one-commit-per-request cycle does for any non-
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from zxcvbn import zxcvbn
 from . import dates
 from .audit import AuditTag, record
 from .crypto import current_keyring
-from .extensions import db
+from .extensions import db, defer_write, stop_deferring
 from .models import RecoveryCode, Staff, StaffSession
 
 # OWASP's argon2id baseline (19 MiB, t=2, p=1): ~30 ms here, and sign-in is rate-limited anyway.
@@ -345,11 +346,22 @@ def load_session(
         except SignInRefused as refused:
             reason = refused.reason
     if reason:
+        stop_deferring()  # a read-only request too: ending the session is written at once
         end_session(found, reason, now=now, remote_addr=remote_addr)
         return None
     if touch and now - found.last_seen_at >= SESSION_TOUCH_EVERY:
-        found.last_seen_at = now
+        # A Core UPDATE, deferred in a read-only request: it never makes the session dirty.
+        defer_write(functools.partial(_touch, found.id, now))
     return found
+
+
+def _touch(session_id: str, now: datetime) -> None:
+    db.session.execute(
+        update(StaffSession)
+        .where(StaffSession.id == session_id)
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def end_session(

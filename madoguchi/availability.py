@@ -33,6 +33,7 @@ class SlotTimes:
     starts_at: datetime  # aware, UTC
     ends_at: datetime
     capacity: int  # as of when the week's slots were read (0: closed by an administrator)
+    times: str = ""  # "09:00〜09:30" in Tokyo time, made when the week is read (and cached with it)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,16 @@ def _slots(venue: Venue, first: date, today: date) -> _Slots:
     found = venues.slots_between(venue.id, days[0], days[-1])
     return _Slots(
         days=days,
-        slots=tuple(SlotTimes(s.id, dates.utc(s.starts_at), dates.utc(s.ends_at), s.capacity) for s in found),
+        slots=tuple(
+            SlotTimes(
+                s.id, dates.utc(s.starts_at), dates.utc(s.ends_at), s.capacity, _times(s.starts_at, s.ends_at)
+            )
+            for s in found
+        ),
         closed=tuple(venues.closed_reason(venue, day) for day in days),
     )
+
+
+def _times(starts_at: datetime, ends_at: datetime) -> str:
+    start, end = dates.tokyo(starts_at), dates.tokyo(ends_at)
+    return f"{start:%H:%M}〜{end:%H:%M}"

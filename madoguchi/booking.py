@@ -205,13 +205,19 @@ def _hold_minutes() -> int:
 
 
 # ---- the operations -----------------------------------------------------------------------
-@atomic
 def hold(applicant: Applicant, slot_id: int, *, now: datetime | None = None) -> Hold:
     """Keep a place in ``slot_id`` for HOLD_MINUTES while the resident confirms (R3, issue 2.3).
 
-    A resident has at most one hold: choosing another slot gives the first place back.
+    A resident has at most one hold: choosing another slot gives the first place back. Runs in a
+    write transaction of its own when the request has only read so far (``begin_write_now``): the
+    residents' request takes SQLite's write lock for this and its commit only (R9.2).
     """
-    now = now or dates.now()
+    begin_write_now()
+    return _hold(applicant, slot_id, now=now or dates.now())
+
+
+@atomic
+def _hold(applicant: Applicant, slot_id: int, *, now: datetime) -> Hold:
     _bookable_slot(applicant, slot_id, now)
     live = live_booking_for(applicant)
     if live is not None and live.slot_id == slot_id:

@@ -15,6 +15,8 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 # Named constraints so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -31,8 +33,21 @@ csrf = CSRFProtect()
 babel = Babel()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
+
+@event.listens_for(Pool, "checkin")
+def _writable_again(dbapi_connection, record):
+    """A connection goes back to the pool writable, whatever the request that used it did."""
+    if record is not None and record.info.get("query_only"):
+        dbapi_connection.execute("PRAGMA query_only=0")
+        record.info["query_only"] = False
+
+
 # Execution option that asks for a write transaction (see _sqlite_begin).
 WRITE = {"madoguchi_write": True}
+# Session.info key: the session reads only, until ``begin_write_now`` (see ``begin_read_only``).
+_READ_ONLY = "madoguchi.read_only"
+# Session.info key: the writes a read-only request has put off until its end (``defer_write``).
+_DEFERRED = "madoguchi.deferred_writes"
 
 
 @event.listens_for(Engine, "connect")
@@ -65,10 +80,25 @@ def _sqlite_begin(conn):
     # Straight to the driver (pysqlite in autocommit mode): this runs at the start of every
     # transaction, and the statement needs nothing of SQLAlchemy's execution machinery (R9.2).
     driver = conn.connection.driver_connection
+    info = conn.connection.info
+    if info.get("query_only"):
+        # Left by a read-only session (``begin_read_only``) within the same checkout.
+        driver.execute("PRAGMA query_only=0")
+        info["query_only"] = False
     if conn.get_execution_options().get("madoguchi_write"):
         begin_immediate(driver)
     else:
         driver.execute("BEGIN")
+
+
+@event.listens_for(Session, "after_begin")
+def _reads_only(session, _transaction, connection):
+    """A read-only session's transaction: SQLite itself refuses any write (see ``begin_read_only``).
+    Set when the transaction really begins, so a request that never reads before its write lock
+    (the booking's confirmation) pays nothing for it."""
+    if session.info.get(_READ_ONLY) and connection.dialect.name == "sqlite":
+        connection.connection.driver_connection.execute("PRAGMA query_only=1")
+        connection.connection.info["query_only"] = True
 
 
 # How long a writer waits for SQLite's write lock before "database is locked" (as busy_timeout).
@@ -109,6 +139,7 @@ def begin_immediate(driver) -> None:
 def begin_write(session=None) -> None:
     """Start the session's transaction as a write transaction, unless one is already open."""
     session = session or db.session()
+    session.info.pop(_READ_ONLY, None)
     if not session.in_transaction():
         session.connection(execution_options=WRITE)
 
@@ -127,6 +158,7 @@ def begin_write_now(session=None) -> bool:
     Returns True when it started a fresh transaction (which then holds nothing but what follows).
     """
     session = session or db.session()
+    session.info.pop(_READ_ONLY, None)
     if session.in_transaction():
         if session.new or session.dirty or session.deleted:
             return False
@@ -135,3 +167,66 @@ def begin_write_now(session=None) -> bool:
         session.commit()
     session.connection(execution_options=WRITE)
     return True
+
+
+# ---- requests that only read, then record that they did ----------------------------------------
+def begin_read_only(session=None) -> None:
+    """Begin a transaction that only reads until ``begin_write_now`` (SQLite: PRAGMA query_only), so
+    a write before it fails at once instead of upgrading the read under a burst, where SQLite
+    refuses the upgrade whenever another writer committed in between."""
+    (session or db.session()).info[_READ_ONLY] = True
+
+
+def read_then_write(session=None) -> None:
+    """Run what follows as a read, and put its few writes off until it ends (``write_deferred``).
+
+    For staff requests that show data and only record it (a search, a booking opened: its audit
+    entry, the session's last-seen time): they read under a plain BEGIN and take SQLite's write
+    lock (PostgreSQL: the audit chain's head row) only for the moment the deferred writes take,
+    never while they read, check and render (R9.2, measured: a search held the lock 10 ms and
+    waited up to 90 ms for it under a burst). The read part is read-only (``begin_read_only``).
+    """
+    session = session or db.session()
+    session.info[_DEFERRED] = []
+    begin_read_only(session)
+
+
+def defer_write(write, session=None) -> None:
+    """Run ``write()`` now inside the current write transaction, or at the end of a read-only
+    request (in the order deferred) when the request reads under ``read_then_write``."""
+    session = session or db.session()
+    pending = session.info.get(_DEFERRED)
+    if pending is None:
+        write()
+    else:
+        pending.append(write)
+
+
+def write_deferred(session=None) -> bool:
+    """End a read-only request's reading: run its deferred writes in one short write transaction
+    and commit them. Returns True when there was anything to write. Raises what the store raises
+    (the caller must then not send what the request read: every staff read is audited first)."""
+    session = session or db.session()
+    pending = session.info.pop(_DEFERRED, None)
+    if not pending:
+        return False
+    begin_write_now(session)
+    for write in pending:
+        write()
+    session.commit()
+    return True
+
+
+def forget_deferred(session=None) -> None:
+    """The request failed: what it put off is not written (its transaction is rolled back)."""
+    (session or db.session()).info.pop(_DEFERRED, None)
+
+
+def stop_deferring(session=None) -> None:
+    """The request must write after all (a session that has to be ended, a refusal): the writes
+    put off so far run now, and from here on it is an ordinary write transaction."""
+    session = session or db.session()
+    pending = session.info.pop(_DEFERRED, None)
+    begin_write_now(session)
+    for write in pending or ():
+        write()

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from madoguchi import access, audit, checkin, dates, numbers
-from madoguchi.appbase import STATUS_LABELS
+from madoguchi.appbase import STATUS_LABELS, reads_only
 from madoguchi.audit import AuditTag
 from madoguchi.extensions import db
 from madoguchi.models import Booking, Venue
@@ -148,6 +148,7 @@ def _audit_view(booking: Booking, match: checkin.Match) -> None:
 
 @bp.post("/venues/<int:venue_id>/checkin")
 @requires(Permission.VENUE_CHECKIN)
+@reads_only
 def checkin_lookup(venue_id: int):
     venue = _venue_in_scope(venue_id)
     form = ScanForm()

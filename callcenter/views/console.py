@@ -13,6 +13,7 @@ from flask import abort, flash, g, jsonify, redirect, render_template, request, 
 from flask_babel import gettext as _
 
 from madoguchi import audit, availability, booking, calls, dates, search
+from madoguchi.appbase import reads_only
 from madoguchi.audit import AuditTag
 from madoguchi.errors import AlreadyBooked, NotChangeable, SameSlot, SlotFull, SlotNotBookable
 from madoguchi.extensions import db
@@ -91,6 +92,7 @@ def console():
 
 @bp.post("/search")
 @requires(Permission.BOOKING_SEARCH)
+@reads_only
 def search_applicants():
     form = SearchForm()
     hits = None

@@ -40,6 +40,40 @@ def test_the_confirmation_takes_the_write_lock_for_its_statements_only(app, clie
     assert statements[1:-1] == ["SELECT", "DELETE", "INSERT", "INSERT", "INSERT", "INSERT"], request
 
 
+def _transactions(trace: list[str]) -> list[list[str]]:
+    """The statements of each transaction in order, BEGIN to COMMIT (pragmas and pings left out)."""
+    out: list[list[str]] = []
+    for line in trace:
+        if line == "SELECT 1" or line.startswith("PRAGMA"):
+            continue
+        if line.startswith("BEGIN"):
+            out.append([])
+        if out:
+            out[-1].append(line)
+    return out
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")
+@pytest.mark.parametrize("step", ["hold", "contact"])
+def test_the_hold_and_the_contact_take_the_write_lock_after_reading(app, client, world, sqlite_trace, step):
+    """R9.2: choosing a slot and giving a phone number read the resident under a plain BEGIN and
+    take the write lock only for their own statements; nothing is written before it (the read
+    part is read-only: PRAGMA query_only)."""
+    sign_in(client, world)
+    sqlite_trace.clear()
+    if step == "hold":
+        assert path_of(hold(client, world.slot_ids[0])) == "/confirm"
+    else:
+        assert path_of(client.post("/contact", data={"email": "", "phone": "090-3333-4444"})) == "/venue"
+    read, write = _transactions(sqlite_trace)[:2]
+    assert read[0] == "BEGIN" and "FROM applicants" in read[1], read
+    assert all(line.split()[0].upper() in ("SELECT", "COMMIT", "BEGIN") for line in read), read
+    assert write[0] == "BEGIN IMMEDIATE" and write[-1] == "COMMIT", write
+    kinds = {line.split()[0].upper() for line in write[1:-1]}
+    assert "INSERT" in kinds if step == "hold" else kinds >= {"UPDATE"}, write
+    assert "PRAGMA query_only=1" in sqlite_trace
+
+
 def test_the_done_page_shows_the_booking_just_made(app, client, world):
     """R3.4: after confirming, the done page shows the applicant's live booking (nothing was
     written into the session for it)."""
