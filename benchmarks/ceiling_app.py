@@ -1,6 +1,7 @@
 """The ceiling of this machine for this stack (R9.2 benchmark): a minimal Flask endpoint that books
 with one raw conditional UPDATE + one INSERT in one transaction, through the DB-API driver the app
-uses (sqlite3 / psycopg), with the same durability settings (SQLite WAL + synchronous=NORMAL).
+uses (sqlite3 / psycopg), with the same durability settings (SQLite WAL + synchronous=NORMAL) and
+the same checkpoints (a background thread per worker).
 
 Served by gunicorn with the same worker settings as the residents' app; ``burst.py`` divides our
 booking throughput by this one's. It uses its own two tables (``ceiling_slots``,
@@ -31,10 +32,23 @@ def _connect():
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=10000")
+        _checkpoint_like_the_app(conn, url.removeprefix("sqlite:///"))
         return conn
     import psycopg
 
     return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+def _checkpoint_like_the_app(conn, path: str) -> None:
+    """The app's WAL checkpoints run in a background thread of each worker (madoguchi/checkpoints.py):
+    the ceiling does the same, so the ratio compares request paths, not checkpoint placement."""
+    every = float(os.environ.get("MADOGUCHI_SQLITE_CHECKPOINT_SECONDS", "1"))
+    if every <= 0:
+        return
+    from madoguchi.checkpoints import FALLBACK_PAGES, Checkpointer
+
+    conn.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
+    Checkpointer(path, every).start()
 
 
 def _conn():

@@ -19,8 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import checkpoints, dates, notify, numbers
 from . import config as config_module
-from . import dates, notify, numbers
 from .crypto import KeyError_, KeySource
 from .extensions import (
     babel,
@@ -38,6 +38,7 @@ from .extensions import (
 # Register every model with the metadata (migrations and the app need them all).
 from .models import OutboundMessage  # noqa: F401
 from .models.bookings import Channel, Status
+from .templating import FoldedGettext
 
 ROOT = config_module.ROOT
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -83,6 +84,8 @@ def create_base_app(
     app.jinja_env.install_gettext_translations(
         support.Translations.load(str(ROOT / "translations"), [config_module.LOCALE]), newstyle=True
     )
+    # Fixed texts are translated once, when a template is compiled (R9.2; madoguchi/templating.py).
+    app.jinja_env.add_extension(FoldedGettext)
     limiter.init_app(app)
     _limits_where_decorated_only(app)
 
@@ -90,6 +93,7 @@ def create_base_app(
     app.extensions["madoguchi.clock"] = dates.Clock()
     _register_filters(app)
     _register_request_cycle(app, write_every_request)
+    checkpoints.install(app)
     _register_errors(app)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

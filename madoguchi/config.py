@@ -145,6 +145,10 @@ def load(overrides: dict | None = None) -> dict:
         # the week's rendered grid with its places left (a hold decides capacity anyway). 0: none.
         "CALENDAR_SLOTS_SECONDS": float(os.environ.get("MADOGUCHI_CALENDAR_SLOTS_SECONDS", "30")),
         "CALENDAR_PLACES_SECONDS": float(os.environ.get("MADOGUCHI_CALENDAR_PLACES_SECONDS", "1")),
+        # SQLite: each web worker copies the write-ahead log into the database file in the
+        # background this often, instead of inside the commit that fills it (docs/capacity.md). 0:
+        # SQLite's default (the committing request does it).
+        "SQLITE_CHECKPOINT_SECONDS": float(os.environ.get("MADOGUCHI_SQLITE_CHECKPOINT_SECONDS", "1")),
         # Residents' requests send the messages they queued right after their commit. During a wave,
         # set 0 and run `madoguchi outbox deliver` every minute: each message costs write
         # transactions that queue on SQLite's one write lock with the bookings (docs/capacity.md).
