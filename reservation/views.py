@@ -301,7 +301,9 @@ def _grid_days(shown: availability.Week) -> list[SimpleNamespace]:
         slots = []
         for slot, left in entries:
             spoken = f"{label} {slot.times} {left_spoken.format(n=left)}"
-            slots.append((slot.id, slot.times, left, spoken, left_label.format(n=left) if left > 0 else full_label))
+            slots.append(
+                (slot.id, slot.times, left, spoken, left_label.format(n=left) if left > 0 else full_label)
+            )
         days.append(SimpleNamespace(iso=day.isoformat(), label=label, slots=slots, closed=shown.closed[day]))
     return days
 

@@ -7,7 +7,6 @@ The residents' app never imports this package (import-linter checks it).
 from __future__ import annotations
 
 from madoguchi.appbase import create_base_app
-from madoguchi.templating import FoldedGettext
 
 from .guard import install_guard
 
@@ -21,6 +20,4 @@ def create_staff_app(import_name: str, *, overrides: dict | None = None, bluepri
         import_name, overrides=settings, blueprints=[auth_bp, *blueprints], write_every_request=True
     )
     install_guard(app)
-    # Fixed texts of the staff pages are translated once, when a template is compiled (R9.2).
-    app.jinja_env.add_extension(FoldedGettext)
     return app
