@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from madoguchi.appbase import warm_templates
+from madoguchi.appbase import ready_to_serve
 from staffweb import create_staff_app
 
 
@@ -12,8 +12,7 @@ def create_app(overrides: dict | None = None):
     settings = {"STAFF_HOME_ENDPOINT": "admin.home"}
     settings.update(overrides or {})
     app = create_staff_app(__name__, overrides=settings, blueprints=[bp])
-    if not app.testing:
-        warm_templates(app, *TEMPLATES)
+    ready_to_serve(app, *TEMPLATES)
     return app
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from madoguchi.appbase import warm_templates
+from madoguchi.appbase import ready_to_serve
 from staffweb import create_staff_app
 
 
@@ -27,7 +27,7 @@ def create_app(overrides: dict | None = None):
         from madoguchi.fax import digits
 
         threading.Thread(target=digits.classifier, name="fax-digits-warm-up", daemon=True).start()
-        warm_templates(app, *TEMPLATES)
+    ready_to_serve(app, *TEMPLATES)
     return app
 
 

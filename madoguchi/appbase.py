@@ -4,6 +4,7 @@ commit per request (DESIGN: "The rules that keep it simple" 3)."""
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -113,6 +114,19 @@ def warm_templates(app: Flask, *folders: str) -> int:
     for name in names:
         env.get_template(name)
     return len(names)
+
+
+def ready_to_serve(app: Flask, *folders: str) -> None:
+    """What a web worker does once its app is built, before its first request (not in tests): its
+    templates are compiled (``warm_templates``), then everything made so far is moved out of the
+    garbage collector's reach (``gc.freeze``): the app, its templates and its libraries live as long
+    as the process, and each full collection walked them all — traced under the 10× burst, the first
+    full collection of each worker paused its request for 75–95 ms (R9.2)."""
+    if app.testing:
+        return
+    warm_templates(app, *folders)
+    gc.collect()
+    gc.freeze()
 
 
 class ThriftySessionInterface(SecureCookieSessionInterface):

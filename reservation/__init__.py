@@ -7,7 +7,7 @@ import time
 from flask import Flask, g, render_template, request
 
 from madoguchi import admission, dates
-from madoguchi.appbase import begin_request_transaction, create_base_app, warm_templates
+from madoguchi.appbase import begin_request_transaction, create_base_app, ready_to_serve
 from madoguchi.extensions import begin_write_now, db
 
 # Booking requests whose latency steers the waiting room's rate (when WAITING_ROOM_LATENCY_TARGET_MS is set).
@@ -19,8 +19,7 @@ def create_app(overrides: dict | None = None):
 
     app = create_base_app(__name__, overrides=overrides, blueprints=[bp])
     _install_waiting_room(app)
-    if not app.testing:
-        warm_templates(app, *TEMPLATES)
+    ready_to_serve(app, *TEMPLATES)
     return app
 
 

@@ -4,6 +4,7 @@ to 460 ms); the log stays bounded if the thread stops."""
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -15,6 +16,14 @@ from reservation import create_app
 from tests.conftest import ON_POSTGRES, built
 
 pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write-ahead log")
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen():
+    """A served app freezes the heap (``appbase.ready_to_serve``): give this test process its
+    collector back afterwards."""
+    yield
+    gc.unfreeze()
 
 
 def _autocheckpoint(app) -> int:
