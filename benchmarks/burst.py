@@ -425,8 +425,41 @@ def report(result: dict, share: dict, residents_title: str) -> dict:
     }
 
 
-def _mean_share(shares: list[dict]) -> dict:
-    return {key: sum(share[key] for share in shares) / len(shares) for key in shares[0]}
+class Turns:
+    """A closed-loop phase measured in rounds that alternate with another phase's: its rate, the
+    cores used and the latencies of every round."""
+
+    def __init__(self):
+        self.stats = Stats()
+        self.rates: list[float] = []
+        self.shares: list[dict] = []
+
+    def run(self, servers, phase) -> None:
+        """Run one round (``phase``: the coroutine of a closed loop, returning its rate)."""
+        with common.cores_used(list(servers)) as share:
+            self.rates.append(asyncio.run(phase))
+        self.shares.append(share)
+
+    @property
+    def per_second(self) -> float:
+        return sum(self.rates) / len(self.rates)
+
+    def report(self, heading: str, title: str, lines=()) -> dict:
+        """Print the phase (heading, rounds, ``lines``, latencies, cores); return its figures."""
+        share = {key: sum(one[key] for one in self.shares) / len(self.shares) for key in self.shares[0]}
+        print(heading)
+        print(f"   rounds: {' '.join(f'{rate:,.0f}' for rate in self.rates)} bookings/s")
+        for line in lines:
+            print(line)
+        print(self.stats.table(title))
+        print(common.cores_line(share))
+        return {
+            "per_second": self.per_second,
+            "rounds": self.rates,
+            "cores": share,
+            "latency": summary(self.stats),
+            "errors": self.stats.total_server_errors,
+        }
 
 
 def summary(stats: Stats) -> dict:
@@ -528,66 +561,45 @@ def main(argv=None) -> int:
         # share of --closed-seconds each; the ratio is the total of ours over the total of the ceiling.
         rounds = max(args.rounds, 1) if measure_ceiling and measure_booking else 1
         seconds = args.closed_seconds / rounds
-        ceiling_stats, booking_stats = Stats(), Stats()
-        ceiling_rates, booking_rates, ceiling_shares, booking_shares = [], [], [], []
+        ceiling_turns, booking_turns = Turns(), Turns()
         for _round in range(rounds):
             if measure_ceiling:
-                with common.cores_used([ceiling_server]) as share:
-                    ceiling_rates.append(
-                        asyncio.run(run_ceiling(ceiling_server.base, args, ceiling_stats, seconds))
-                    )
-                ceiling_shares.append(share)
+                ceiling_turns.run(
+                    [ceiling_server], run_ceiling(ceiling_server.base, args, ceiling_turns.stats, seconds)
+                )
             if measure_booking:
-                with common.cores_used(servers.values()) as share:
-                    booking_rates.append(
-                        asyncio.run(
-                            run_booking(servers["residents"].base, queue, args, booking_stats, seconds)
-                        )
-                    )
-                booking_shares.append(share)
+                booking_turns.run(
+                    servers.values(),
+                    run_booking(servers["residents"].base, queue, args, booking_turns.stats, seconds),
+                )
         if ceiling_server is not None:
             ceiling_server.stop()
             ceiling_server = None
         if measure_ceiling:
-            ceiling = sum(ceiling_rates) / len(ceiling_rates)
-            share = _mean_share(ceiling_shares)
-            print(
-                f"\n1. ceiling: {ceiling:,.0f} bookings/s (raw conditional UPDATE + INSERT, {args.workers} sync workers, "
-                f"{args.clients} clients; rounds: {' '.join(f'{r:,.0f}' for r in ceiling_rates)})"
+            ceiling = ceiling_turns.per_second
+            results["ceiling"] = ceiling_turns.report(
+                f"\n1. ceiling: {ceiling:,.0f} bookings/s (raw conditional UPDATE + INSERT, "
+                f"{args.workers} sync workers, {args.clients} clients)",
+                "ceiling requests",
             )
-            print(ceiling_stats.table("ceiling requests"))
-            print(common.cores_line(share))
-            results["ceiling"] = {
-                "per_second": ceiling,
-                "rounds": ceiling_rates,
-                "cores": share,
-                "latency": summary(ceiling_stats),
-                "errors": ceiling_stats.total_server_errors,
-            }
         if measure_booking:
-            per_second = sum(booking_rates) / len(booking_rates)
-            share = _mean_share(booking_shares)
-            print(
-                f"\n2. booking request alone: {per_second:,.0f} bookings/s with {used:,} prepared holds "
-                f"(rounds: {' '.join(f'{r:,.0f}' for r in booking_rates)})"
-            )
+            per_second = booking_turns.per_second
+            lines = []
             if ceiling:
-                ratios = [ours / theirs for ours, theirs in zip(booking_rates, ceiling_rates, strict=True)]
-                print(
+                ratios = [
+                    ours / theirs
+                    for ours, theirs in zip(booking_turns.rates, ceiling_turns.rates, strict=True)
+                ]
+                lines.append(
                     f"   ratio to the ceiling: {per_second / ceiling:.0%}  (target ≥ 50%; "
                     f"round by round {min(ratios):.0%}–{max(ratios):.0%})"
                 )
-            print(booking_stats.table("booking requests (POST /confirm)"))
-            print(common.cores_line(share))
-            results["booking"] = {
-                "cores": share,
-                "per_second": per_second,
-                "rounds": booking_rates,
-                "ratio": per_second / ceiling if ceiling else None,
-                "ratio_by_round": ratios,
-                "latency": summary(booking_stats),
-                "errors": booking_stats.total_server_errors,
-            }
+            results["booking"] = booking_turns.report(
+                f"\n2. booking request alone: {per_second:,.0f} bookings/s with {used:,} prepared holds",
+                "booking requests (POST /confirm)",
+                lines,
+            )
+            results["booking"].update(ratio=per_second / ceiling if ceiling else None, ratio_by_round=ratios)
         if "admitted" not in skip:
             crowd = people[used:]
             with common.cores_used(servers.values()) as share:

@@ -73,13 +73,12 @@ def record_failed_lookup(number: str, now: datetime | None = None) -> bool:
 
 def clear_failed_lookups(number: str) -> None:
     """A successful look-up forgets the number's failures (a write only when there were any)."""
-    key = Applicant.number_key(number)
-    if db.session.scalar(select(LookupFailure.number_bidx).where(LookupFailure.number_bidx == key)) is None:
+    if _failure_row(number) is None:
         return
     begin_write_now()
     db.session.execute(
         delete(LookupFailure)
-        .where(LookupFailure.number_bidx == key)
+        .where(LookupFailure.number_bidx == Applicant.number_key(number))
         .execution_options(synchronize_session="fetch")
     )
 

@@ -207,12 +207,10 @@ def write_deferred(session=None) -> bool:
     and commit them. Returns True when there was anything to write. Raises what the store raises
     (the caller must then not send what the request read: every staff read is audited first)."""
     session = session or db.session()
-    pending = session.info.pop(_DEFERRED, None)
-    if not pending:
+    if not session.info.get(_DEFERRED):
+        forget_deferred(session)
         return False
-    begin_write_now(session)
-    for write in pending:
-        write()
+    stop_deferring(session)
     session.commit()
     return True
 

@@ -155,6 +155,12 @@ def sqlite_trace(app):
     engine.dispose()
 
 
+def data_statements(trace: list[str]) -> list[str]:
+    """The statements of a ``sqlite_trace`` on data: the pool's liveness check and the pragmas set
+    around BEGIN (busy timeout, query_only) left out."""
+    return [line for line in trace if line != "SELECT 1" and not line.startswith("PRAGMA")]
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()

@@ -19,7 +19,7 @@ from madoguchi.extensions import db
 from madoguchi.models import Staff, StaffSession
 from madoguchi.permissions import Permission
 from staffweb.guard import requires
-from tests.conftest import ON_POSTGRES
+from tests.conftest import ON_POSTGRES, data_statements
 from tests.staffsupport import advance, audit_entries, signed_in
 
 SEARCHED = "booking:searched"
@@ -35,11 +35,6 @@ def _search(client, q):
     return client.post("/search", data={"q": q, "birth": ""})
 
 
-def _without_noise(trace: list[str]) -> list[str]:
-    # The pool's liveness check and the pragmas set around BEGIN are not statements on data.
-    return [line for line in trace if line != "SELECT 1" and not line.startswith("PRAGMA")]
-
-
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")
 def test_a_search_takes_the_write_lock_only_for_its_audit_entry(
     cc_app, operator_client, caller, sqlite_trace
@@ -51,7 +46,7 @@ def test_a_search_takes_the_write_lock_only_for_its_audit_entry(
     sqlite_trace.clear()
     page = _search(operator_client, caller.number)
     assert page.status_code == 200 and numbers.display(caller.number) in page.text
-    trace = _without_noise(sqlite_trace)
+    trace = data_statements(sqlite_trace)
     assert trace[0] == "BEGIN", trace[:3]
     locked = trace.index("BEGIN IMMEDIATE")
     reads = trace[1:locked]

@@ -12,7 +12,7 @@ from madoguchi import booking, notify
 from madoguchi.appbase import ThriftySessionInterface
 from madoguchi.extensions import begin_write, begin_write_now, db, limiter
 from madoguchi.models import Booking, OutboundMessage
-from tests.conftest import ON_POSTGRES
+from tests.conftest import ON_POSTGRES, data_statements
 from tests.factories import make_applicant, make_slot, make_venue
 
 from .flow import hold, hold_id, path_of, sign_in
@@ -30,8 +30,7 @@ def test_the_confirmation_takes_the_write_lock_for_its_statements_only(app, clie
     sqlite_trace.clear()
     response = client.post("/confirm", data={"hold_id": key})
     assert path_of(response) == "/done"
-    # Not statements on data: the pool's liveness check, and the busy timeout set around BEGIN.
-    sqlite_trace[:] = [line for line in sqlite_trace if line != "SELECT 1" and not line.startswith("PRAGMA")]
+    sqlite_trace[:] = data_statements(sqlite_trace)
     # The request's own transaction; the messages are then sent after the response, in their own.
     request = sqlite_trace[: sqlite_trace.index("COMMIT") + 1]
     statements = [line.split()[0].upper() for line in request]
@@ -43,9 +42,7 @@ def test_the_confirmation_takes_the_write_lock_for_its_statements_only(app, clie
 def _transactions(trace: list[str]) -> list[list[str]]:
     """The statements of each transaction in order, BEGIN to COMMIT (pragmas and pings left out)."""
     out: list[list[str]] = []
-    for line in trace:
-        if line == "SELECT 1" or line.startswith("PRAGMA"):
-            continue
+    for line in data_statements(trace):
         if line.startswith("BEGIN"):
             out.append([])
         if out:
