@@ -33,7 +33,7 @@ from .errors import (
     SlotFull,
     SlotNotBookable,
 )
-from .extensions import begin_write_now, db
+from .extensions import begin_write_now, db, driver_transaction, nothing_begun
 from .models import LIVE, LIVE_SQL, Applicant, Booking, BookingEvent, Channel, Hold, Slot, Status
 from .prepared import DriverStatement, insert_of
 
@@ -274,31 +274,32 @@ def confirm_hold(applicant_id: str, hold_id: str, *, actor: Actor, now: datetime
     The hold id is the request key: confirming twice returns the same booking. This is the request
     a burst of residents makes (R9.2), so it is lean: one short write transaction of five prepared
     statements run on the driver (``prepared``), nothing loaded into the session, and the hold's
-    conditional DELETE decides. SQLite's write lock is held for these statements only
-    (``begin_write_now``); the caller commits at once.
+    conditional DELETE decides. SQLite's write lock is held for these statements only.
+
+    Called with nothing begun (the residents' POST /confirm), a first booking is written in a
+    transaction of its own on a pooled driver connection and committed here
+    (``extensions.driver_transaction``): the request writes nothing else. Inside a caller's
+    transaction, or for a change, it runs in the session's and the caller commits.
     """
     now = now or dates.now()
-    fresh = begin_write_now()
-    # Standard 3: a refusal leaves the store as it was. A fresh transaction needs no savepoint for
-    # that: nothing is written before the last check, and an INSERT refused by the database rolls
-    # back the transaction, which holds nothing else.
+    keys = {"applicant_id": applicant_id, "hold_id": hold_id}
+    fresh = False  # the driver transaction rolls itself back
     try:
+        if nothing_begun():
+            with driver_transaction() as conn:
+                booked = _confirm_first(conn, keys, actor=actor, now=now)
+            if booked is not None:
+                return booked
+            # A live booking exists (nothing was written): the change goes through the session.
+        fresh = begin_write_now()
+        # Standard 3: a refusal leaves the store as it was. A fresh transaction needs no savepoint for
+        # that: nothing is written before the last check, and an INSERT refused by the database rolls
+        # back the transaction, which holds nothing else.
         with contextlib.nullcontext() if fresh else db.session.begin_nested():
-            conn = db.session.connection()
-            keys = {"applicant_id": applicant_id, "hold_id": hold_id}
-            live, email_ct, phone_ct = _CONFIRMING.first(conn, keys) or (None, None, None)
-            if live is not None:
-                return _confirm_change(applicant_id, live, hold_id, actor=actor, now=now)
-            slot_id = _CLAIM_HOLD.scalar(conn, {**keys, "now": now})
-            if slot_id is None:
-                done = _BY_REQUEST_KEY.scalar(conn, keys)
-                if done is not None:
-                    return done
-                raise HoldExpired("the hold is gone or lapsed")
-            booking_id = _insert_booking(applicant_id, slot_id, actor=actor, request_key=hold_id, now=now)
-            channels = notify.channels_of(applicant_id, email_ct, phone_ct)
-            notify.queue_message(channels, booking_id, slot_id, "booking_confirmed")
-            return booking_id
+            booked = _confirm_first(db.session.connection(), keys, actor=actor, now=now)
+            if booked is None:
+                return _confirm_change(applicant_id, hold_id, actor=actor, now=now)
+            return booked
     except IntegrityError:
         # Another channel booked this applicant since the check (PostgreSQL's row locks; on SQLite
         # the write lock makes it impossible): the partial unique index refused the second one.
@@ -307,13 +308,37 @@ def confirm_hold(applicant_id: str, hold_id: str, *, actor: Actor, now: datetime
         raise AlreadyBooked("a concurrent booking for this applicant won") from None
 
 
-def _confirm_change(applicant_id: str, live_id: str, hold_id: str, *, actor: Actor, now: datetime) -> str:
+def _confirm_first(conn, keys: dict, *, actor: Actor, now: datetime) -> str | None:
+    """The confirmation of an applicant with no live booking, on ``conn`` (a session's connection or
+    a ``DriverLink``): the booking's id, or None (without writing) when a live booking is there to
+    be moved instead."""
+    live, email_ct, phone_ct = _CONFIRMING.first(conn, keys) or (None, None, None)
+    if live is not None:
+        return None
+    slot_id = _CLAIM_HOLD.scalar(conn, {**keys, "now": now})
+    if slot_id is None:
+        done = _BY_REQUEST_KEY.scalar(conn, keys)
+        if done is not None:
+            return done
+        raise HoldExpired("the hold is gone or lapsed")
+    applicant_id = keys["applicant_id"]
+    booking_id = _insert_booking(
+        conn, applicant_id, slot_id, actor=actor, request_key=keys["hold_id"], now=now
+    )
+    channels = notify.channels_of(applicant_id, email_ct, phone_ct)
+    notify.queue_message(channels, booking_id, slot_id, "booking_confirmed", conn=conn)
+    return booking_id
+
+
+def _confirm_change(applicant_id: str, hold_id: str, *, actor: Actor, now: datetime) -> str:
     """The hold moves the applicant's live booking (the hold already counts the new place)."""
     with db.session.begin_nested():
         conn = db.session.connection()
         keys = {"applicant_id": applicant_id, "hold_id": hold_id}
         # PostgreSQL: the booking being moved is locked against a concurrent change or cancel.
-        live_id = conn.execute(_LIVE_BOOKING, keys).scalar_one_or_none() or live_id
+        live_id = conn.execute(_LIVE_BOOKING, keys).scalar_one_or_none()
+        if live_id is None:
+            raise NotChangeable("the live booking was cancelled meanwhile")
         slot_id = _CLAIM_HOLD.scalar(conn, {**keys, "now": now})
         moving = db.session.get(Booking, live_id, populate_existing=True)
         if slot_id is None:
@@ -323,11 +348,10 @@ def _confirm_change(applicant_id: str, live_id: str, hold_id: str, *, actor: Act
         return _move(moving, slot_id, actor=actor, now=now, request_key=hold_id, place_taken=True).id
 
 
-def _insert_booking(applicant_id: str, slot_id: int, *, actor: Actor, request_key, now) -> str:
+def _insert_booking(conn, applicant_id: str, slot_id: int, *, actor: Actor, request_key, now) -> str:
     """The new booking row and its first history event, as two prepared INSERTs on the driver
     (no unit of work to flush); the caller has already taken the place. Returns the booking's id."""
     booking_id = new_row_id()
-    conn = db.session.connection()
     by = {"channel": actor.channel.value, "staff_id": actor.staff_id}
     _INSERT_BOOKING.execute(
         conn,
@@ -377,7 +401,9 @@ def book(
     try:
         with db.session.begin_nested():
             take_place(slot_id, now)
-            booking_id = _insert_booking(applicant.id, slot_id, actor=actor, request_key=request_key, now=now)
+            booking_id = _insert_booking(
+                db.session.connection(), applicant.id, slot_id, actor=actor, request_key=request_key, now=now
+            )
     except IntegrityError:
         done = _by_request_key(request_key)
         if done is not None:

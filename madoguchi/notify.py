@@ -103,9 +103,12 @@ _QUEUE = insert_of(
 )
 
 
-def queue_message(channels: tuple[str, ...], booking_id: str, slot_id: int, template: str) -> list[str]:
+def queue_message(
+    channels: tuple[str, ...], booking_id: str, slot_id: int, template: str, *, conn=None
+) -> list[str]:
     """Queue a booking's message on ``channels`` (``channels_for``); phone, FAX and counter bookings
-    send the same as the web (R4.1). Returns the queued ids.
+    send the same as the web (R4.1). Returns the queued ids. ``conn``: the booking's connection when
+    it is not the session's (``extensions.driver_transaction``).
 
     Only a small row is written here, in the booking's transaction (so a crash loses neither): the
     text is drafted at delivery, so a booking never holds the write lock while a template renders
@@ -127,7 +130,7 @@ def queue_message(channels: tuple[str, ...], booking_id: str, slot_id: int, temp
         )
         for kind in channels
     ]
-    _QUEUE.execute_many(db.session.connection(), rows)
+    _QUEUE.execute_many(conn if conn is not None else db.session.connection(), rows)
     ids = [row["id"] for row in rows]
     if has_request_context():
         # Sent once the response has gone out (appbase): the resident never waits for Twilio.

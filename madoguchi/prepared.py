@@ -25,8 +25,9 @@ from sqlalchemy.exc import DBAPIError
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    # Positional drivers (SQLite's qmark) take a tuple in this order; named ones (psycopg) a dict.
-    order: tuple[str, ...] | None
+    # Positional drivers (SQLite's qmark) take a tuple in this order, each value through its bind
+    # processor (or none); named ones (psycopg) a dict.
+    order: tuple[tuple[str, Any], ...] | None
     processors: dict[str, Any]
 
 
@@ -48,17 +49,21 @@ class DriverStatement:
                 processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
                 if processor is not None:
                     processors[name] = processor
-            order = tuple(done.positiontup) if done.positional else None
+            order = (
+                tuple((name, processors.get(name)) for name in done.positiontup) if done.positional else None
+            )
             compiled = self._compiled[dialect.name] = _Compiled(done.string, order, processors)
         return compiled
 
     def _parameters(self, compiled: _Compiled, values: dict):
+        if compiled.order is not None:
+            return tuple(
+                [values[name] if bind is None else bind(values[name]) for name, bind in compiled.order]
+            )
         processors = compiled.processors
         if processors:
             values = {k: (processors[k](v) if k in processors else v) for k, v in values.items()}
-        if compiled.order is None:
-            return values
-        return tuple(values[name] for name in compiled.order)
+        return values
 
     def execute(self, conn: Connection, values: dict):
         """Run once with ``values``; returns the driver's cursor (rows of RETURNING or a SELECT)."""

@@ -35,10 +35,19 @@ from madoguchi.errors import (
     SlotFull,
     SlotNotBookable,
 )
-from madoguchi.extensions import db, limiter
+from madoguchi.extensions import db, limiter, nothing_begun
 from madoguchi.models import Applicant, Hold, Venue
 
-from .forms import ConfirmForm, ContactForm, HoldForm, IdentifyForm, PlainForm, RegisterForm, VenueChoiceForm
+from .forms import (
+    ConfirmForm,
+    ContactForm,
+    HoldForm,
+    IdentifyForm,
+    PlainForm,
+    RegisterForm,
+    VenueChoiceForm,
+    confirmed_hold_id,
+)
 
 bp = Blueprint("reservation", __name__)
 
@@ -365,15 +374,16 @@ def book():
     applicant_id = session.get("applicant_id")
     if not applicant_id:
         return _to_start()
-    form = ConfirmForm()
-    if not form.validate_on_submit():
+    hold_id = confirmed_hold_id(request.form)
+    if hold_id is None:
         flash(_("もう一度「この内容で予約する」を押してください。"), "error")
         return redirect(url_for(".confirm"))
     try:
-        booking.confirm_hold(applicant_id, form.hold_id.data, actor=RESIDENT)
-        # Committed here, not after the response is built: SQLite's write lock ends with the
-        # booking's last statement (R9.2).
-        db.session.commit()
+        booking.confirm_hold(applicant_id, hold_id, actor=RESIDENT)
+        # A first booking committed its own transaction; a change is committed here, not after
+        # the response is built: SQLite's write lock ends with the booking's last statement (R9.2).
+        if not nothing_begun():
+            db.session.commit()
     except HoldExpired:
         flash(
             _(

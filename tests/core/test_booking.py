@@ -391,3 +391,50 @@ def test_a_message_with_nothing_to_send_to_is_given_up_not_retried(ctx, PHONE):
     message = db.session.scalars(select(OutboundMessage)).one()
     assert (result.sent, result.undeliverable) == (0, 1)
     assert (message.status, message.last_error, message.body_ct) == ("undeliverable", "Undeliverable", None)
+
+
+def test_a_confirmation_with_nothing_begun_commits_its_own_transaction(ctx):
+    """R1.2, R9.2: called with nothing begun (the residents' POST /confirm), the confirmation writes
+    the booking in a short transaction of its own on a pooled driver connection and commits it:
+    the session's rollback afterwards does not undo it, and confirming again returns the same one."""
+    venue = make_venue()
+    slot = make_slot(venue, capacity=2)
+    person = make_applicant(venue)
+    held_id = booking.hold(person, slot.id).id
+    person_id, slot_id = person.id, slot.id
+    db.session.commit()
+    assert not db.session().in_transaction()
+    booking_id = booking.confirm_hold(person_id, held_id, actor=WEB)
+    assert not db.session().in_transaction()  # nothing left for the caller to commit
+    db.session.rollback()
+    done = db.session.get(Booking, booking_id)
+    assert (done.status, done.slot_id, done.channel) == (Status.BOOKED, slot_id, "web")
+    assert [event.action for event in done.events] == ["booked"]
+    assert db.session.get(Slot, slot_id).taken == 1
+    db.session.commit()
+    assert booking.confirm_hold(person_id, held_id, actor=WEB) == booking_id
+    assert db.session.scalar(select(func.count()).select_from(Booking)) == 1
+
+
+def test_a_change_confirmed_with_nothing_begun_moves_through_the_session(ctx):
+    """R1.3: with nothing begun, a confirmation that finds a live booking writes nothing on its own
+    connection and moves the booking in the session's transaction, which the caller commits (or
+    rolls back: then the booking stays where it was and the hold is still there)."""
+    venue = make_venue()
+    old, new = make_slot(venue), make_slot(venue)
+    person = make_applicant(venue)
+    first_id = booking.book(person, old.id, actor=WEB).id
+    held_id = booking.hold(person, new.id).id
+    person_id, old_id, new_id = person.id, old.id, new.id
+    db.session.commit()
+    assert booking.confirm_hold(person_id, held_id, actor=WEB) == first_id
+    assert db.session().in_transaction()
+    db.session.rollback()
+    assert db.session.get(Booking, first_id).slot_id == old_id
+    assert db.session.get(Hold, held_id) is not None
+    db.session.commit()
+    booking.confirm_hold(person_id, held_id, actor=WEB)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Booking, first_id).slot_id == new_id
+    assert (db.session.get(Slot, old_id).taken, db.session.get(Slot, new_id).taken) == (0, 1)

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import DBAPIError
 
-from madoguchi import booking
-from madoguchi.extensions import begin_write, db
+from madoguchi import booking, dates
+from madoguchi.extensions import begin_write, db, driver_transaction
 from madoguchi.models import Applicant, Booking, Channel, Slot
 from tests.conftest import ON_POSTGRES, POSTGRES_URL
 from tests.factories import make_applicant, make_slot, make_venue
@@ -65,3 +66,26 @@ def test_a_booking_cut_off_before_commit_is_not_half_written(app):
         made = booking.book(applicant, slot_id, actor=booking.Actor(Channel.PHONE))
         db.session.commit()
         assert made.status == "booked" and db.session.get(Slot, slot_id).taken == 1
+
+
+def test_a_driver_transaction_cut_off_before_commit_leaves_nothing(app):
+    """R1.2, R9.2: the residents' confirmation writes on a pooled driver connection of its own
+    (``driver_transaction``). When its connection dies before COMMIT, the error is SQLAlchemy's
+    (the request's error page), no row is stored, and the pool hands out a live connection next."""
+    with app.app_context():
+        venue = make_venue()
+        slot_id = make_slot(venue, starts_in=timedelta(days=2)).id
+        applicant_id = make_applicant(venue).id
+        db.session.commit()
+
+    with app.app_context():
+        with pytest.raises(DBAPIError), driver_transaction() as conn:
+            booking._insert_booking(
+                conn, applicant_id, slot_id, actor=booking.Actor.resident(), request_key=None, now=dates.now()
+            )
+            pid = conn.connection.driver_connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+            _kill_backends([pid])
+        assert db.session.scalar(select(func.count()).select_from(Booking)) == 0
+        with driver_transaction() as conn:
+            alive = conn.connection.driver_connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        assert alive != pid

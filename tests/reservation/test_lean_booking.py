@@ -15,7 +15,8 @@ from madoguchi.models import Booking, OutboundMessage
 from tests.conftest import ON_POSTGRES, data_statements
 from tests.factories import make_applicant, make_slot, make_venue
 
-from .flow import hold, hold_id, path_of, sign_in
+from . import pages
+from .flow import hold, hold_id, live_bookings, path_of, sign_in, snapshot, taken
 
 
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")
@@ -156,3 +157,40 @@ def test_no_rate_limit_look_up_runs_before_every_request(overrides, request):
     app = request.getfixturevalue("app")
     assert limiter._check_request_limit not in app.before_request_funcs.get(None, [])
     assert app.extensions["limiter"]  # the extension itself is there
+
+
+def test_a_confirmation_that_fails_midway_leaves_the_store_as_it_was(app, client, world, monkeypatch):
+    """R1.2, standard 3: the residents' confirmation writes in a transaction of its own on a pooled
+    driver connection (R9.2). When it fails after the booking's rows are written (here: queueing
+    its messages), the resident gets the error page, nothing of it is stored, the hold and its
+    place are still there, and the same confirmation then succeeds on the pool's connection."""
+    sign_in(client, world)
+    hold(client, world.slot_ids[0])
+    key = hold_id(client)
+    before = snapshot(app)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the outbox table is gone")
+
+    monkeypatch.setattr(notify, "queue_message", broken)
+    failed = client.post("/confirm", data={"hold_id": key})
+    assert failed.status_code == 500
+    assert snapshot(app) == before
+    monkeypatch.undo()
+    assert path_of(client.post("/confirm", data={"hold_id": key})) == "/done"
+    assert len(live_bookings(app, world.applicant_id)) == 1
+    assert taken(app, world.slot_ids[0]) == 1
+
+
+@pytest.mark.parametrize("hold_value", ["", "x", "A" * 32, "0" * 31, "0" * 32 + "\n", "0" * 33])
+def test_a_malformed_hold_id_is_refused_before_any_booking(app, client, world, hold_value):
+    """Standard 3: POST /confirm accepts only a hold id as the confirmation page sends it (32
+    lower-case hex digits); anything else sends the resident back to the page with a message and
+    changes nothing."""
+    sign_in(client, world)
+    hold(client, world.slot_ids[0])
+    before = snapshot(app)
+    response = client.post("/confirm", data={"hold_id": hold_value})
+    assert path_of(response) == "/confirm"
+    assert "もう一度「この内容で予約する」を押してください。" in pages.flashes(client.get("/confirm").text)
+    assert snapshot(app) == before
