@@ -28,6 +28,16 @@ def _kill_backends(pids: list[int]) -> None:
     killer.dispose()
 
 
+def _slot_and_applicant(app) -> tuple[int, str]:
+    """A free slot in two days and an applicant of its venue, committed."""
+    with app.app_context():
+        venue = make_venue()
+        slot_id = make_slot(venue, starts_in=timedelta(days=2)).id
+        applicant_id = make_applicant(venue).id
+        db.session.commit()
+    return slot_id, applicant_id
+
+
 def test_the_next_request_survives_killed_pooled_connections(app):
     """R9.1: after the pooled connection is killed server-side, the next unit of work (a request's
     app context) gets a live connection instead of an error (pool pre-ping)."""
@@ -43,11 +53,7 @@ def test_the_next_request_survives_killed_pooled_connections(app):
 def test_a_booking_cut_off_before_commit_is_not_half_written(app):
     """R1.2, standard 3: the connection dies between the booking's writes and COMMIT; the place is
     not taken and no booking exists; booking again afterwards works."""
-    with app.app_context():
-        venue = make_venue()
-        slot_id = make_slot(venue, starts_in=timedelta(days=2)).id
-        applicant_id = make_applicant(venue).id
-        db.session.commit()
+    slot_id, applicant_id = _slot_and_applicant(app)
 
     with app.app_context():
         begin_write()
@@ -72,11 +78,7 @@ def test_a_driver_transaction_cut_off_before_commit_leaves_nothing(app):
     """R1.2, R9.2: the residents' confirmation writes on a pooled driver connection of its own
     (``driver_transaction``). When its connection dies before COMMIT, the error is SQLAlchemy's
     (the request's error page), no row is stored, and the pool hands out a live connection next."""
-    with app.app_context():
-        venue = make_venue()
-        slot_id = make_slot(venue, starts_in=timedelta(days=2)).id
-        applicant_id = make_applicant(venue).id
-        db.session.commit()
+    slot_id, applicant_id = _slot_and_applicant(app)
 
     with app.app_context():
         with pytest.raises(DBAPIError), driver_transaction() as conn:
