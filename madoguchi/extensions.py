@@ -17,9 +17,11 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool, PoolProxiedConnection
+
+from .prepared import raise_driver_error
 
 # Named constraints so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -213,9 +215,7 @@ def driver_transaction() -> Iterator[DriverLink]:
         try:
             driver.commit()
         except engine.dialect.loaded_dbapi.Error as exc:
-            if engine.dialect.is_disconnect(exc, driver, None):
-                pooled.invalidate(exc)
-            raise DBAPIError.instance("COMMIT", None, exc, engine.dialect.loaded_dbapi.Error) from exc
+            raise_driver_error(link, "COMMIT", exc)
     except BaseException:
         if pooled.is_valid:
             try:

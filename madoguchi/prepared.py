@@ -15,7 +15,7 @@ exception classes, so callers catch ``IntegrityError`` as for any other statemen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import bindparam, insert
 from sqlalchemy.engine import Connection
@@ -93,14 +93,18 @@ class DriverStatement:
         try:
             getattr(cursor, method)(compiled.sql, parameters)
         except conn.dialect.loaded_dbapi.Error as exc:
-            if conn.dialect.is_disconnect(exc, driver, cursor):
-                # As SQLAlchemy does: the pool must not hand this connection out again.
-                conn.invalidate(exc)
-            # The statement, never the parameters: they may hold personal values (standard 4).
-            raise DBAPIError.instance(
-                compiled.sql, None, exc, conn.dialect.loaded_dbapi.Error, hide_parameters=True
-            ) from exc
+            raise_driver_error(conn, compiled.sql, exc, cursor)
         return cursor
+
+
+def raise_driver_error(conn, sql: str, exc: Exception, cursor=None) -> NoReturn:
+    """Raise a driver error of ``conn`` (a SQLAlchemy ``Connection`` or an ``extensions.DriverLink``)
+    as SQLAlchemy's exception class, invalidating a dead connection first."""
+    if conn.dialect.is_disconnect(exc, conn.connection.driver_connection, cursor):
+        # As SQLAlchemy does: the pool must not hand this connection out again.
+        conn.invalidate(exc)
+    # The statement, never the parameters: they may hold personal values (standard 4).
+    raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error, hide_parameters=True) from exc
 
 
 def insert_of(table, columns: str) -> DriverStatement:
