@@ -395,7 +395,13 @@ def book(
     if done is not None:
         return done
     _bookable_slot(applicant, slot_id, now)
-    if live_booking_for(applicant) is not None:
+    live = live_booking_for(applicant)
+    if live is not None:
+        # On PostgreSQL (READ COMMITTED) each statement sees what committed before it, so the same
+        # request, resubmitted, can commit between the key look-up above and this one: it is the
+        # same booking, not a second one.
+        if request_key and live.request_key == request_key:
+            return live
         raise AlreadyBooked("the applicant already has a live booking")
     release_hold(applicant)
     try:
@@ -433,6 +439,8 @@ def change(
     locked = live_booking_for(booking.applicant, lock=True)
     if locked is None or locked.id != booking.id:
         raise NotChangeable("the booking is no longer live")
+    if request_key and locked.request_key == request_key:
+        return locked  # the same change, resubmitted, committed while this one waited for the lock
     return _move(locked, slot_id, actor=actor, now=now, request_key=request_key, place_taken=False)
 
 

@@ -142,6 +142,43 @@ def test_concurrent_double_submit_of_one_request_books_once(race_overrides, app,
         assert db.session.get(Slot, slot_id).taken == 1
 
 
+def test_a_resubmit_that_lands_between_the_two_look_ups_returns_the_first_booking(ctx, PHONE, monkeypatch):
+    """R1.2: on PostgreSQL each statement sees what committed before it, so the first submit of a
+    form can commit after the resubmit's request-key look-up and before its live-booking look-up.
+    That resubmit is the same booking, not a refused second one (this interleaving, forced)."""
+    venue = make_venue()
+    slot = make_slot(venue)
+    person = make_applicant(venue)
+    first = booking.book(person, slot.id, actor=PHONE, request_key="form-9")
+    monkeypatch.setattr(booking, "_by_request_key", lambda key: None)  # the look-up ran too early
+    assert booking.book(person, slot.id, actor=PHONE, request_key="form-9").id == first.id
+    with pytest.raises(AlreadyBooked):  # another form for the same person is still refused
+        booking.book(person, slot.id, actor=PHONE, request_key="form-10")
+    db.session.expire_all()
+    assert slot.taken == 1
+
+
+def test_concurrent_double_submit_of_one_change_moves_once(race_overrides, app, PHONE):
+    """R1.2, R1.3: the same change submitted 10 times at once (same request key) moves the booking
+    once; the resubmits that waited for its row lock return it unchanged."""
+    with app.app_context():
+        venue = make_venue()
+        old, new = make_slot(venue), make_slot(venue)
+        first = booking.book(make_applicant(venue), old.id, actor=PHONE)
+        db.session.commit()
+        booking_id, old_id, new_id = first.id, old.id, new.id
+
+    def submit(_i):
+        booking.change(db.session.get(Booking, booking_id), new_id, actor=PHONE, request_key="chg-7")
+
+    outcomes = _race(app, 10, submit)
+    assert set(outcomes) == {"ok"}, outcomes
+    with app.app_context():
+        assert (db.session.get(Slot, old_id).taken, db.session.get(Slot, new_id).taken) == (0, 1)
+        events = db.session.scalars(select(BookingEvent.action).where(BookingEvent.booking_id == booking_id))
+        assert list(events) == ["booked", "changed"]
+
+
 def test_one_live_booking_per_reservation_number(ctx, PHONE):
     """R1.3: a second booking for the same number is refused; the first stands."""
     venue = make_venue()
