@@ -45,6 +45,11 @@ def parse_args(argv=None):
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--requests", type=int, default=1000, help="booking requests per round")
     parser.add_argument("--rounds", type=int, default=5)
+    add_profile_option(parser)
+    return parser.parse_args(argv)
+
+
+def add_profile_option(parser) -> None:
     parser.add_argument(
         "--profile",
         type=int,
@@ -52,7 +57,19 @@ def parse_args(argv=None):
         metavar="N",
         help="profile one round instead; print the top N functions",
     )
-    return parser.parse_args(argv)
+
+
+def print_profile(run, top: int) -> None:
+    """Run ``run()`` under cProfile; print its top functions by cumulative and by own time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run()
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    print(out.getvalue())
 
 
 def _call(wsgi, environ) -> str:
@@ -122,15 +139,7 @@ def main(argv=None) -> int:
     _round(served.wsgi_app, bookings[:warm], "302")
     _round(ceiling.wsgi_app, ceilings[:warm], "200")
     if args.profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        _round(served.wsgi_app, bookings[warm:], "302")
-        profiler.disable()
-        out = io.StringIO()
-        stats = pstats.Stats(profiler, stream=out)
-        stats.sort_stats("cumulative").print_stats(args.profile)
-        stats.sort_stats("tottime").print_stats(args.profile)
-        print(out.getvalue())
+        print_profile(lambda: _round(served.wsgi_app, bookings[warm:], "302"), args.profile)
         return 0
     ours, theirs = [], []
     for n in range(rounds):
