@@ -58,6 +58,29 @@ def test_a_search_takes_the_write_lock_only_for_its_audit_entry(
     assert len(audit_entries(cc_app, SEARCHED)) == 1
 
 
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's transactions")
+def test_on_postgres_a_search_and_its_audit_entry_are_one_transaction(cc_app, operator_client, caller):
+    """R9.2, R7.4: on PostgreSQL a read takes no lock, so the search's audit entry joins the read's
+    transaction: one BEGIN and one COMMIT per search (ending the read and beginning a write was a
+    third of a search's time), and the entry is written."""
+    from sqlalchemy import event
+
+    with cc_app.app_context():
+        engine = db.engine
+    seen = []
+    begun, committed = (lambda _conn: seen.append("BEGIN")), (lambda _conn: seen.append("COMMIT"))
+    event.listen(engine, "begin", begun)
+    event.listen(engine, "commit", committed)
+    try:
+        page = _search(operator_client, caller.number)
+    finally:
+        event.remove(engine, "begin", begun)
+        event.remove(engine, "commit", committed)
+    assert page.status_code == 200 and numbers.display(caller.number) in page.text
+    assert seen == ["BEGIN", "COMMIT"], seen
+    assert len(audit_entries(cc_app, SEARCHED)) == 1
+
+
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write lock")
 def test_results_whose_audit_entry_cannot_be_written_are_not_sent(
     cc_app, operator_client, caller, monkeypatch, caplog
