@@ -35,7 +35,7 @@ from .errors import (
 )
 from .extensions import begin_write_now, db, driver_transaction, nothing_begun
 from .models import LIVE, LIVE_SQL, Applicant, Booking, BookingEvent, Channel, Hold, Slot, Status
-from .prepared import DriverStatement, insert_of
+from .prepared import DriverStatement, insert_of, insert_rows
 
 
 @dataclass(frozen=True)
@@ -322,12 +322,15 @@ def _confirm_first(conn, keys: dict, *, actor: Actor, now: datetime) -> str | No
             return done
         raise HoldExpired("the hold is gone or lapsed")
     applicant_id = keys["applicant_id"]
-    booking_id = _insert_booking(
-        conn, applicant_id, slot_id, actor=actor, request_key=keys["hold_id"], now=now
+    return _insert_booking(
+        conn,
+        applicant_id,
+        slot_id,
+        actor=actor,
+        request_key=keys["hold_id"],
+        now=now,
+        messages=notify.channels_of(applicant_id, email_ct, phone_ct),
     )
-    channels = notify.channels_of(applicant_id, email_ct, phone_ct)
-    notify.queue_message(channels, booking_id, slot_id, "booking_confirmed", conn=conn)
-    return booking_id
 
 
 def _confirm_change(applicant_id: str, hold_id: str, *, actor: Actor, now: datetime) -> str:
@@ -348,35 +351,39 @@ def _confirm_change(applicant_id: str, hold_id: str, *, actor: Actor, now: datet
         return _move(moving, slot_id, actor=actor, now=now, request_key=hold_id, place_taken=True).id
 
 
-def _insert_booking(conn, applicant_id: str, slot_id: int, *, actor: Actor, request_key, now) -> str:
-    """The new booking row and its first history event, as two prepared INSERTs on the driver
-    (no unit of work to flush); the caller has already taken the place. Returns the booking's id."""
+def _insert_booking(
+    conn, applicant_id: str, slot_id: int, *, actor: Actor, request_key, now, messages: tuple[str, ...] = ()
+) -> str:
+    """The new booking row, its first history event and the confirmation's queued ``messages`` (the
+    channels), as prepared INSERTs on the driver sent together (``prepared.insert_rows``: one round
+    trip on PostgreSQL); no unit of work to flush. The caller has already taken the place. Returns
+    the booking's id."""
     booking_id = new_row_id()
     by = {"channel": actor.channel.value, "staff_id": actor.staff_id}
-    _INSERT_BOOKING.execute(
+    booked = {
+        "id": booking_id,
+        "applicant_id": applicant_id,
+        "slot_id": slot_id,
+        "status": Status.BOOKED.value,
+        "request_key": request_key,
+        "created_at": now,
+        "updated_at": now,
+        **by,
+    }
+    event = {
+        "booking_id": booking_id,
+        "at": now,
+        "action": "booked",
+        "to_slot_id": slot_id,
+        "undone": False,
+        **by,
+    }
+    queued = notify.message_rows(messages, booking_id, slot_id, "booking_confirmed")
+    insert_rows(
         conn,
-        {
-            "id": booking_id,
-            "applicant_id": applicant_id,
-            "slot_id": slot_id,
-            "status": Status.BOOKED.value,
-            "request_key": request_key,
-            "created_at": now,
-            "updated_at": now,
-            **by,
-        },
+        [(_INSERT_BOOKING, booked), (_INSERT_EVENT, event), *((notify.QUEUE_MESSAGE, row) for row in queued)],
     )
-    _INSERT_EVENT.execute(
-        conn,
-        {
-            "booking_id": booking_id,
-            "at": now,
-            "action": "booked",
-            "to_slot_id": slot_id,
-            "undone": False,
-            **by,
-        },
-    )
+    notify.queued(queued)
     return booking_id
 
 

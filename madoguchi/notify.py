@@ -98,26 +98,32 @@ def channels_of(applicant_id: str, email_ct: str | None, phone_ct: str | None) -
     )
 
 
-_QUEUE = insert_of(
+QUEUE_MESSAGE = insert_of(
     OutboundMessage.__table__, "id kind template booking_id slot_id status attempts created_at"
 )
 
 
-def queue_message(
-    channels: tuple[str, ...], booking_id: str, slot_id: int, template: str, *, conn=None
-) -> list[str]:
+def queue_message(channels: tuple[str, ...], booking_id: str, slot_id: int, template: str) -> list[str]:
     """Queue a booking's message on ``channels`` (``channels_for``); phone, FAX and counter bookings
-    send the same as the web (R4.1). Returns the queued ids. ``conn``: the booking's connection when
-    it is not the session's (``extensions.driver_transaction``).
+    send the same as the web (R4.1). Returns the queued ids.
 
     Only a small row is written here, in the booking's transaction (so a crash loses neither): the
     text is drafted at delivery, so a booking never holds the write lock while a template renders
     and its text is encrypted (profiled: half of a booking request, R9.2).
     """
-    if not channels:
+    rows = message_rows(channels, booking_id, slot_id, template)
+    if not rows:
         return []
+    QUEUE_MESSAGE.execute_many(db.session.connection(), rows)
+    return queued(rows)
+
+
+def message_rows(channels: tuple[str, ...], booking_id: str, slot_id: int, template: str) -> list[dict]:
+    """The rows of ``QUEUE_MESSAGE`` for a booking's message on ``channels``, for a caller that
+    writes them with its own statements (the confirmation, ``booking._insert_booking``); it then
+    hands them to ``queued``."""
     now = dates.now()
-    rows = [
+    return [
         dict(
             id=new_row_id(),
             kind=kind,
@@ -130,10 +136,13 @@ def queue_message(
         )
         for kind in channels
     ]
-    _QUEUE.execute_many(conn if conn is not None else db.session.connection(), rows)
+
+
+def queued(rows: list[dict]) -> list[str]:
+    """The ids of message rows just written; in a request, they are sent once the response has
+    gone out (appbase): the resident never waits for Twilio."""
     ids = [row["id"] for row in rows]
     if has_request_context():
-        # Sent once the response has gone out (appbase): the resident never waits for Twilio.
         g.setdefault("queued_messages", []).extend(ids)
     return ids
 

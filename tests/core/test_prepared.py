@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from madoguchi import dates
 from madoguchi.crypto import new_row_id
 from madoguchi.extensions import db
-from madoguchi.models import Hold
-from madoguchi.prepared import DriverStatement
+from madoguchi.models import Booking, BookingEvent, Hold
+from madoguchi.prepared import DriverStatement, insert_of, insert_rows
 from tests.factories import make_applicant, make_slot, make_venue
 
 _HOLDS = Hold.__table__
@@ -97,3 +97,51 @@ def test_a_refused_row_raises_sqlalchemys_integrity_error_without_its_values(ctx
         _INSERT.execute(db.session.connection(), _row(slot.id, person.id, same_id))
     assert person.id not in str(raised.value)
     assert raised.value.params is None
+
+
+_INSERT_BOOKING = insert_of(
+    Booking.__table__, "id applicant_id slot_id status channel staff_id request_key created_at updated_at"
+)
+_INSERT_EVENT = insert_of(BookingEvent.__table__, "booking_id at action channel staff_id to_slot_id undone")
+
+
+def test_rows_inserted_together_refer_to_each_other_and_fail_together(ctx):
+    """R9.2, R1.2, standard 3: ``insert_rows`` writes a booking and its event (which refers to it)
+    as one statement on PostgreSQL and one after another on SQLite; when one of its rows is refused
+    (a second live booking for the person), none of them is written, and the error is
+    SQLAlchemy's IntegrityError without the values sent (PostgreSQL's detail names only the
+    conflicting key, the applicant's random row id)."""
+    venue = make_venue()
+    slot, person = make_slot(venue), make_applicant(venue)
+    now = dates.now()
+
+    def rows(booking_id: str) -> list:
+        booked = dict(
+            id=booking_id,
+            applicant_id=person.id,
+            slot_id=slot.id,
+            status="booked",
+            channel="phone",
+            staff_id=None,
+            request_key=None,
+            created_at=now,
+            updated_at=now,
+        )
+        event = dict(
+            booking_id=booking_id, at=now, action="booked", channel="phone", staff_id=None, to_slot_id=slot.id
+        )
+        return [(_INSERT_BOOKING, booked), (_INSERT_EVENT, {**event, "undone": False})]
+
+    first = new_row_id()
+    insert_rows(db.session.connection(), rows(first))
+    assert [e.action for e in db.session.get(Booking, first).events] == ["booked"]
+
+    second = new_row_id()
+    with pytest.raises(IntegrityError) as refused, db.session.begin_nested():
+        insert_rows(db.session.connection(), rows(second))
+    assert refused.value.params is None and second not in str(refused.value)
+    assert db.session.get(Booking, second) is None
+    events = db.session.scalar(
+        select(func.count()).select_from(BookingEvent.__table__).where(BookingEvent.booking_id == second)
+    )
+    assert events == 0

@@ -161,8 +161,8 @@ def test_no_rate_limit_look_up_runs_before_every_request(overrides, request):
 
 def test_a_confirmation_that_fails_midway_leaves_the_store_as_it_was(app, client, world, monkeypatch):
     """R1.2, standard 3: the residents' confirmation writes in a transaction of its own on a pooled
-    driver connection (R9.2). When it fails after the booking's rows are written (here: queueing
-    its messages), the resident gets the error page, nothing of it is stored, the hold and its
+    driver connection (R9.2). When it fails after the booking's rows are written (here: handing
+    its queued messages on for sending), the resident gets the error page, nothing of it is stored, the hold and its
     place are still there, and the same confirmation then succeeds on the pool's connection."""
     sign_in(client, world)
     hold(client, world.slot_ids[0])
@@ -170,9 +170,9 @@ def test_a_confirmation_that_fails_midway_leaves_the_store_as_it_was(app, client
     before = snapshot(app)
 
     def broken(*_args, **_kwargs):
-        raise RuntimeError("the outbox table is gone")
+        raise RuntimeError("the outbox is gone")
 
-    monkeypatch.setattr(notify, "queue_message", broken)
+    monkeypatch.setattr(notify, "queued", broken)
     failed = client.post("/confirm", data={"hold_id": key})
     assert failed.status_code == 500
     assert snapshot(app) == before
