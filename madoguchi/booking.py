@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, delete, exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from . import dates, notify
@@ -94,6 +94,23 @@ _CLAIM_HOLD = DriverStatement(
         _HOLDS.c.expires_at > bindparam("now", type_=Hold.expires_at.type),
     )
     .returning(_HOLDS.c.slot_id)
+)
+# PostgreSQL: the read and the claim in one statement (one round trip less for every booking, R9.2).
+# The DELETE is a data-modifying CTE; it claims nothing while a live booking is there to be moved.
+# SQLite has no DML in WITH: there the two statements above run one after the other.
+_CLAIMED = (
+    delete(_HOLDS)
+    .where(
+        _HOLDS.c.id == bindparam("hold_id"),
+        _HOLDS.c.applicant_id == bindparam("applicant_id"),
+        _HOLDS.c.expires_at > bindparam("now", type_=Hold.expires_at.type),
+        ~exists().where(_BOOKINGS.c.applicant_id == _HOLDS.c.applicant_id, text(f"bookings.{LIVE_SQL}")),
+    )
+    .returning(_HOLDS.c.slot_id)
+    .cte("claimed")
+)
+_CONFIRMING_AND_CLAIM = DriverStatement(
+    _CONFIRMING.statement.add_columns(select(_CLAIMED.c.slot_id).scalar_subquery())
 )
 _BY_REQUEST_KEY = DriverStatement(
     select(_BOOKINGS.c.id).where(
@@ -312,10 +329,9 @@ def _confirm_first(conn, keys: dict, *, actor: Actor, now: datetime) -> str | No
     """The confirmation of an applicant with no live booking, on ``conn`` (a session's connection or
     a ``DriverLink``): the booking's id, or None (without writing) when a live booking is there to
     be moved instead."""
-    live, email_ct, phone_ct = _CONFIRMING.first(conn, keys) or (None, None, None)
+    live, email_ct, phone_ct, slot_id = _read_and_claim(conn, {**keys, "now": now})
     if live is not None:
         return None
-    slot_id = _CLAIM_HOLD.scalar(conn, {**keys, "now": now})
     if slot_id is None:
         done = _BY_REQUEST_KEY.scalar(conn, keys)
         if done is not None:
@@ -331,6 +347,17 @@ def _confirm_first(conn, keys: dict, *, actor: Actor, now: datetime) -> str | No
         now=now,
         messages=notify.channels_of(applicant_id, email_ct, phone_ct),
     )
+
+
+def _read_and_claim(conn, values: dict) -> tuple:
+    """The applicant's live booking and contact ciphertexts (``_CONFIRMING``), and the slot of the
+    hold claimed when there is no live booking (None when nothing was claimed)."""
+    if conn.dialect.name == "postgresql":
+        return _CONFIRMING_AND_CLAIM.first(conn, values) or (None, None, None, None)
+    live, email_ct, phone_ct = _CONFIRMING.first(conn, values) or (None, None, None)
+    if live is not None:
+        return live, email_ct, phone_ct, None
+    return live, email_ct, phone_ct, _CLAIM_HOLD.scalar(conn, values)
 
 
 def _confirm_change(applicant_id: str, hold_id: str, *, actor: Actor, now: datetime) -> str:
