@@ -285,8 +285,8 @@ def stop_deferring(session=None) -> None:
     pending = session.info.pop(_DEFERRED, None)
     if session.in_transaction() and session.get_bind().dialect.name != "sqlite":
         # PostgreSQL: the read took no lock and a write cannot be refused for coming after it, so
-        # the writes join the read's transaction. Ending it and beginning another (a COMMIT, a
-        # pre-pinged checkout, a BEGIN) was a third of a search's time (benchmarks/searchpath.py).
+        # the writes join the read's transaction. Ending it and beginning another cost a COMMIT, a
+        # pre-pinged checkout and a BEGIN: up to a fifth of a search (benchmarks/searchpath.py).
         session.info.pop(_READ_ONLY, None)
     else:
         begin_write_now(session)
