@@ -45,6 +45,8 @@ def signed_in(app, login: str, secret: str) -> tuple[str, str]:
     """Sign ``login`` in through the real pages: the session's Cookie header and a CSRF token."""
     import pyotp
 
+    from staffweb.guard import COOKIE
+
     client = app.test_client()
     page = client.get("/signin").get_data(as_text=True)
     data = {"csrf_token": csrf_of(page), "login_id": login, "password": common.STAFF_PASSWORD}
@@ -55,7 +57,8 @@ def signed_in(app, login: str, secret: str) -> tuple[str, str]:
     if client.post("/signin/code", data=code).status_code != 302:
         raise SystemExit("the operator's TOTP code was refused")
     token = csrf_of(client.get("/").get_data(as_text=True))
-    cookie = "; ".join(f"{c.key}={c.value}" for c in client._cookies.values())
+    names = (COOKIE, app.config["SESSION_COOKIE_NAME"])  # the staff session's and the CSRF token's
+    cookie = "; ".join(f"{name}={c.value}" for name in names if (c := client.get_cookie(name)) is not None)
     return cookie, token
 
 

@@ -86,7 +86,7 @@ _CONFIRMING = DriverStatement(
         _APPLICANTS.c.phone_ct,
     ).where(_APPLICANTS.c.id == bindparam("applicant_id"))
 )
-_CLAIM_HOLD = DriverStatement(
+_CLAIM = (
     delete(_HOLDS)
     .where(
         _HOLDS.c.id == bindparam("hold_id"),
@@ -95,20 +95,13 @@ _CLAIM_HOLD = DriverStatement(
     )
     .returning(_HOLDS.c.slot_id)
 )
+_CLAIM_HOLD = DriverStatement(_CLAIM)
 # PostgreSQL: the read and the claim in one statement (one round trip less for every booking, R9.2).
 # The DELETE is a data-modifying CTE; it claims nothing while a live booking is there to be moved.
 # SQLite has no DML in WITH: there the two statements above run one after the other.
-_CLAIMED = (
-    delete(_HOLDS)
-    .where(
-        _HOLDS.c.id == bindparam("hold_id"),
-        _HOLDS.c.applicant_id == bindparam("applicant_id"),
-        _HOLDS.c.expires_at > bindparam("now", type_=Hold.expires_at.type),
-        ~exists().where(_BOOKINGS.c.applicant_id == _HOLDS.c.applicant_id, text(f"bookings.{LIVE_SQL}")),
-    )
-    .returning(_HOLDS.c.slot_id)
-    .cte("claimed")
-)
+_CLAIMED = _CLAIM.where(
+    ~exists().where(_BOOKINGS.c.applicant_id == _HOLDS.c.applicant_id, text(f"bookings.{LIVE_SQL}"))
+).cte("claimed")
 _CONFIRMING_AND_CLAIM = DriverStatement(
     _CONFIRMING.statement.add_columns(select(_CLAIMED.c.slot_id).scalar_subquery())
 )

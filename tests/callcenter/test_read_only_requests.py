@@ -61,8 +61,8 @@ def test_a_search_takes_the_write_lock_only_for_its_audit_entry(
 @pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's transactions")
 def test_on_postgres_a_search_and_its_audit_entry_are_one_transaction(cc_app, operator_client, caller):
     """R9.2, R7.4: on PostgreSQL a read takes no lock, so the search's audit entry joins the read's
-    transaction: one BEGIN and one COMMIT per search (ending the read and beginning a write was a
-    third of a search's time), and the entry is written."""
+    transaction: one BEGIN and one COMMIT per search (ending the read and beginning a write cost
+    up to a fifth of a search), and the entry is written."""
     from sqlalchemy import event
 
     with cc_app.app_context():

@@ -10,10 +10,11 @@ from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from madoguchi import dates
+from madoguchi.booking import _INSERT_BOOKING, _INSERT_EVENT  # the confirmation's own statements
 from madoguchi.crypto import new_row_id
 from madoguchi.extensions import db
 from madoguchi.models import Booking, BookingEvent, Hold
-from madoguchi.prepared import DriverStatement, insert_of, insert_rows
+from madoguchi.prepared import DriverStatement, insert_rows
 from tests.factories import make_applicant, make_slot, make_venue
 
 _HOLDS = Hold.__table__
@@ -97,12 +98,6 @@ def test_a_refused_row_raises_sqlalchemys_integrity_error_without_its_values(ctx
         _INSERT.execute(db.session.connection(), _row(slot.id, person.id, same_id))
     assert person.id not in str(raised.value)
     assert raised.value.params is None
-
-
-_INSERT_BOOKING = insert_of(
-    Booking.__table__, "id applicant_id slot_id status channel staff_id request_key created_at updated_at"
-)
-_INSERT_EVENT = insert_of(BookingEvent.__table__, "booking_id at action channel staff_id to_slot_id undone")
 
 
 def test_rows_inserted_together_refer_to_each_other_and_fail_together(ctx):
