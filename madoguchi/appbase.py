@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import hashlib
 import logging
 import traceback
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from .extensions import (
     begin_write,
     csrf,
     db,
+    existing_session,
     forget_deferred,
     limiter,
     migrate,
@@ -159,6 +161,9 @@ class ThriftySessionInterface(SecureCookieSessionInterface):
     """
 
     REFRESH_AFTER = timedelta(seconds=60)
+    # The same HMAC-SHA1 as Flask's, which passes a Python function (so that a FIPS build without
+    # SHA-1 fails late): the hmac module then runs HMAC in Python instead of OpenSSL's C (R9.2).
+    digest_method = staticmethod(hashlib.sha1)
 
     def __init__(self):
         self._serializers: dict[tuple, object] = {}
@@ -188,6 +193,19 @@ class ThriftySessionInterface(SecureCookieSessionInterface):
         session.signed_at = signed_at
         return session
 
+    def save_session(self, app: Flask, session, response) -> None:
+        # The usual end of a request: the session unchanged, its cookie not due for a refresh. Flask
+        # reads the cookie's seven settings before finding that out, and parses the Vary header to
+        # add one value (R9.2).
+        if session and not self.should_set_cookie(app, session):
+            if session.accessed:
+                if "Vary" in response.headers:
+                    response.vary.add("Cookie")
+                else:
+                    response.headers["Vary"] = "Cookie"
+            return
+        super().save_session(app, session, response)
+
     def should_set_cookie(self, app: Flask, session) -> bool:
         if session.modified:
             return True
@@ -206,6 +224,24 @@ def _limits_where_decorated_only(app: Flask) -> None:
     hooks = app.before_request_funcs.get(None, [])
     if limiter._check_request_limit in hooks:  # absent when RATELIMIT_ENABLED is off
         hooks.remove(limiter._check_request_limit)
+    # Its response hook adds the X-RateLimit headers of a limited view and charges ``deduct_when``
+    # limits (Madoguchi has none); every other response paid for it, and for the teardown that
+    # clears the limiter's state of the request, which goes with the request context anyway: 2 % of
+    # a booking request (R9.2). It now runs for the views marked by ``extensions.rate_limited``.
+    after = app.after_request_funcs.setdefault(None, [])
+    for position, hook in enumerate(after):
+        if isinstance(hook, functools.partial) and hook.args == (limiter,):
+            after[position] = _for_limited_views(app, hook)
+    teardown = app.teardown_request_funcs.setdefault(None, [])
+    teardown[:] = [hook for hook in teardown if getattr(hook, "__self__", None) is not limiter]
+
+
+def _for_limited_views(app: Flask, hook):
+    def _rate_limit_headers(response):
+        view = app.view_functions.get(request.endpoint)
+        return hook(response) if getattr(view, "rate_limited", False) else response
+
+    return _rate_limit_headers
 
 
 def _load_keys(app: Flask, required: bool) -> None:
@@ -306,7 +342,9 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
 
     @app.after_request
     def _commit(response):
-        session = db.session()
+        session = existing_session()
+        if session is None:  # nothing read or written through the session (the confirmation)
+            return _after_commit(response)
         if response.status_code >= 500:
             session.rollback()
             forget_deferred(session)
@@ -327,6 +365,9 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
         # A writes_late view may have committed already: nothing begun, nothing pending, no commit.
         if not wrote and (session.in_transaction() or session.new or session.dirty or session.deleted):
             session.commit()
+        return _after_commit(response)
+
+    def _after_commit(response):
         queued = g.pop("queued_messages", [])
         if queued and g.pop("deliver_messages", True):
             response.call_on_close(functools.partial(_deliver_after_response, app, queued))
@@ -334,8 +375,9 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
 
     @app.teardown_request
     def _rollback(exc):
-        if exc is not None:
-            db.session.rollback()
+        session = existing_session()
+        if exc is not None and session is not None:
+            session.rollback()
 
 
 def begin_request_transaction() -> None:

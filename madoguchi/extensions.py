@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from flask import g, has_request_context
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -39,6 +40,18 @@ babel = Babel()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
+def rate_limited(limit, **options):
+    """``limiter.limit`` for one view, marked ``rate_limited``: only such views run the limiter's
+    response hook, which adds their X-RateLimit headers (``appbase._limits_where_decorated_only``)."""
+
+    def decorate(view):
+        limited = limiter.limit(limit, **options)(view)
+        limited.rate_limited = True
+        return limited
+
+    return decorate
+
+
 @event.listens_for(Pool, "checkin")
 def _writable_again(dbapi_connection, record):
     """A connection goes back to the pool writable, whatever the request that used it did."""
@@ -49,7 +62,8 @@ def _writable_again(dbapi_connection, record):
 
 # Execution option that asks for a write transaction (see _sqlite_begin).
 WRITE = {"madoguchi_write": True}
-# Session.info key: the session reads only, until ``begin_write_now`` (see ``begin_read_only``).
+# Session.info key: the session reads only (True), or writes (False), whatever its request's
+# sessions start as (``begin_read_only``); see ``_reads_only``.
 _READ_ONLY = "madoguchi.read_only"
 # Session.info key: the writes a read-only request has put off until its end (``defer_write``).
 _DEFERRED = "madoguchi.deferred_writes"
@@ -101,9 +115,16 @@ def _reads_only(session, _transaction, connection):
     """A read-only session's transaction: SQLite itself refuses any write (see ``begin_read_only``).
     Set when the transaction really begins, so a request that never reads before its write lock
     (the booking's confirmation) pays nothing for it."""
-    if session.info.get(_READ_ONLY) and connection.dialect.name == "sqlite":
+    if connection.dialect.name == "sqlite" and _is_read_only(session):
         connection.connection.driver_connection.execute("PRAGMA query_only=1")
         connection.connection.info["query_only"] = True
+
+
+def _is_read_only(session) -> bool:
+    marked = session.info.get(_READ_ONLY)
+    if marked is None and has_request_context():
+        return g.get(_READ_ONLY, False)  # the request's sessions start read-only (``begin_read_only``)
+    return bool(marked)
 
 
 # How long a writer waits for SQLite's write lock before "database is locked" (as busy_timeout).
@@ -144,7 +165,7 @@ def begin_immediate(driver) -> None:
 def begin_write(session=None) -> None:
     """Start the session's transaction as a write transaction, unless one is already open."""
     session = session or db.session()
-    session.info.pop(_READ_ONLY, None)
+    session.info[_READ_ONLY] = False
     if not session.in_transaction():
         session.connection(execution_options=WRITE)
 
@@ -163,7 +184,7 @@ def begin_write_now(session=None) -> bool:
     Returns True when it started a fresh transaction (which then holds nothing but what follows).
     """
     session = session or db.session()
-    session.info.pop(_READ_ONLY, None)
+    session.info[_READ_ONLY] = False
     if session.in_transaction():
         if session.new or session.dirty or session.deleted:
             return False
@@ -187,8 +208,10 @@ class DriverLink:
 
 
 def nothing_begun(session=None) -> bool:
-    """True while the session has no transaction (a ``writes_late`` request that has read nothing)."""
-    return not (session or db.session()).in_transaction()
+    """True while the session has no transaction (a ``writes_late`` request that has read nothing),
+    or there is no session yet."""
+    session = session or existing_session()
+    return session is None or not session.in_transaction()
 
 
 @contextmanager
@@ -231,8 +254,21 @@ def driver_transaction() -> Iterator[DriverLink]:
 def begin_read_only(session=None) -> None:
     """Begin a transaction that only reads until ``begin_write_now`` (SQLite: PRAGMA query_only), so
     a write before it fails at once instead of upgrading the read under a burst, where SQLite
-    refuses the upgrade whenever another writer committed in between."""
+    refuses the upgrade whenever another writer committed in between.
+
+    Called in a request before it made a session (a ``writes_late`` view's request begins with
+    none), it makes none: the request's sessions start read-only when made. Making one only to mark
+    it, then closing it, cost the booking's confirmation ~10 µs, and it never needs one (R9.2).
+    """
+    if session is None and has_request_context() and not db.session.registry.has():
+        setattr(g, _READ_ONLY, True)
+        return
     (session or db.session()).info[_READ_ONLY] = True
+
+
+def existing_session() -> Session | None:
+    """The current session if one was made, else None (without making one)."""
+    return db.session() if db.session.registry.has() else None
 
 
 def read_then_write(session=None) -> None:
@@ -287,7 +323,7 @@ def stop_deferring(session=None) -> None:
         # PostgreSQL: the read took no lock and a write cannot be refused for coming after it, so
         # the writes join the read's transaction. Ending it and beginning another cost a COMMIT, a
         # pre-pinged checkout and a BEGIN: up to a fifth of a search (benchmarks/searchpath.py).
-        session.info.pop(_READ_ONLY, None)
+        session.info[_READ_ONLY] = False
     else:
         begin_write_now(session)
     for write in pending or ():

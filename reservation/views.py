@@ -35,7 +35,7 @@ from madoguchi.errors import (
     SlotFull,
     SlotNotBookable,
 )
-from madoguchi.extensions import db, limiter, nothing_begun
+from madoguchi.extensions import db, nothing_begun, rate_limited
 from madoguchi.models import Applicant, Hold, Venue
 
 from .forms import (
@@ -157,7 +157,7 @@ def index():
 
 
 @bp.route("/start", methods=["GET", "POST"])
-@limiter.limit(_lookup_limit, methods=["POST"])
+@rate_limited(_lookup_limit, methods=["POST"])
 @writes_late
 def start():
     form = IdentifyForm()
@@ -184,7 +184,7 @@ def start():
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(_lookup_limit, methods=["POST"])
+@rate_limited(_lookup_limit, methods=["POST"])
 def register():
     form = RegisterForm()
     if request.method == "POST" and form.lookup_postal.data:
@@ -426,7 +426,7 @@ def done():
 
 # ---- change and cancel (R3.5) ----------------------------------------------------------------
 @bp.route("/manage", methods=["GET", "POST"])
-@limiter.limit(_lookup_limit, methods=["POST"])
+@rate_limited(_lookup_limit, methods=["POST"])
 def manage():
     form = IdentifyForm()
     if form.validate_on_submit():

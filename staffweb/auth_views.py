@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 
 from madoguchi import auth
 from madoguchi.audit import AuditTag, record
-from madoguchi.extensions import limiter
+from madoguchi.extensions import rate_limited
 from madoguchi.permissions import Permission
 
 from .forms import CodeForm, EnrolForm, PasswordForm, SignInForm
@@ -54,7 +54,7 @@ def _after_password(token: str, staff):
 
 @bp.route("/signin", methods=["GET", "POST"])
 @public
-@limiter.limit(_limit, methods=["POST"])
+@rate_limited(_limit, methods=["POST"])
 def signin():
     form = SignInForm()
     error = None
@@ -80,7 +80,7 @@ def _pending_session():
 
 @bp.route("/signin/code", methods=["GET", "POST"])
 @public
-@limiter.limit(_limit, methods=["POST"])
+@rate_limited(_limit, methods=["POST"])
 def second_factor():
     pending = _pending_session()
     if pending is None:
@@ -104,7 +104,7 @@ def second_factor():
 
 @bp.route("/signin/enrol", methods=["GET", "POST"])
 @public
-@limiter.limit(_limit, methods=["POST"])
+@rate_limited(_limit, methods=["POST"])
 def enrol():
     pending = _pending_session()
     if pending is None:

@@ -48,3 +48,57 @@ def test_security_headers_once_each_and_a_views_own_kept(app, client):
     assert static.status_code == 200
     assert "no-store" not in static.headers.get("Cache-Control", "")
     assert static.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_limited_views_keep_their_rate_limit_headers_and_others_skip_the_hook(overrides, request):
+    """R3.5, R9.2: Flask-Limiter's response hook runs for the views marked ``rate_limited`` only —
+    their answers still carry the X-RateLimit headers, other pages none — and its teardown is gone
+    (the limiter's state of a request lives in the request context)."""
+    from madoguchi.extensions import limiter
+
+    overrides["RATELIMIT_ENABLED"] = True
+    app = request.getfixturevalue("app")
+    client = app.test_client()
+    assert not any(getattr(hook, "__self__", None) is limiter for hook in app.teardown_request_funcs[None])
+    assert getattr(app.view_functions["reservation.start"], "rate_limited", False)
+    limited = client.post("/start", data={})
+    assert limited.headers["X-RateLimit-Limit"] == "10"
+    assert limited.headers["X-RateLimit-Remaining"] == "9"
+    plain = client.get("/")
+    assert plain.status_code == 200
+    assert "X-RateLimit-Limit" not in plain.headers
+
+
+def test_no_limit_is_charged_by_its_response():
+    """The hook skipped for unmarked views is also the one that charges ``deduct_when`` limits: no
+    view may declare one (``appbase._limits_where_decorated_only``)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    views = [
+        path
+        for folder in ("reservation", "callcenter", "staffweb", "admin")
+        for path in (root / folder).rglob("*.py")
+    ]
+    assert len(views) > 5
+    assert not [path for path in views if "deduct_when" in path.read_text(encoding="utf-8")]
+
+
+def test_an_unchanged_session_sends_no_cookie_but_varies_on_it(app, client):
+    """R9.2: the session's cookie is signed again only when it changed or is due for a refresh; the
+    response still says it depends on the cookie (Vary), once."""
+    client.get("/start")  # the form's CSRF token is put into the session: a cookie is set
+    again = client.get("/start")
+    assert "session=" not in again.headers.get("Set-Cookie", "")
+    assert again.headers.getlist("Vary").count("Cookie") == 1
+
+
+def test_session_cookies_are_flask_s_own_signature(app):
+    """The session is signed with HMAC-SHA1 through OpenSSL: a cookie it signs is read by Flask's
+    own interface, and the other way round (cookies issued before the change stay valid)."""
+    from flask.sessions import SecureCookieSessionInterface
+
+    ours = app.session_interface.get_signing_serializer(app)
+    flasks = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert flasks.loads(ours.dumps({"applicant_id": "a"})) == {"applicant_id": "a"}
+    assert ours.loads(flasks.dumps({"applicant_id": "b"})) == {"applicant_id": "b"}
