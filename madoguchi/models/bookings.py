@@ -46,11 +46,19 @@ class Hold(db.Model):
     """
 
     __tablename__ = "holds"
+    # Every confirmation deletes its hold from each of the table's B-trees, and on SQLite each one
+    # is a page the commit writes to the WAL (~7 µs each, R9.2). So, on SQLite, the rows are stored
+    # in their primary key's B-tree (WITHOUT ROWID: one tree, not a table plus a key index), and one
+    # index on (slot, expiry) serves the per-slot release of lapsed holds and the sweep of all of them.
+    __table_args__ = (
+        Index("ix_holds_slot_id_expires_at", "slot_id", "expires_at"),
+        {"sqlite_with_rowid": False},
+    )
 
     id: Mapped[str] = mapped_column(RowId(), primary_key=True)
-    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"), index=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id"))
     applicant_id: Mapped[str] = mapped_column(ForeignKey("applicants.id"), unique=True)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     slot: Mapped[Slot] = relationship()
