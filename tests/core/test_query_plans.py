@@ -68,3 +68,25 @@ def test_the_check_itself_sees_a_scan(ctx):
     scans = _plans(["SELECT id FROM bookings WHERE status = 'booked'"])
     assert scans and scans[0][0].startswith("SCAN bookings")
     db.session.execute(text("SELECT 1"))
+
+
+def test_a_hold_lives_in_three_b_trees(ctx):
+    """R9.2: a confirmation deletes its hold from every B-tree of ``holds``, and each is a page its
+    commit writes: the rows are stored in their key's tree (WITHOUT ROWID), and one (slot, expiry)
+    index serves both the per-slot release of lapsed holds and the `madoguchi holds sweep`."""
+    conn = db.session.connection()
+    trees = conn.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE tbl_name = 'holds' AND type IN ('table', 'index')"
+    )
+    assert len(trees.all()) == 3  # the table (its key), the applicant's unique key, (slot, expiry)
+    assert (
+        "WITHOUT ROWID" in conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'holds'").scalar()
+    )
+    per_slot = conn.exec_driver_sql(
+        "EXPLAIN QUERY PLAN SELECT id FROM holds WHERE slot_id = 1 AND expires_at <= '2026-12-07'"
+    ).all()
+    assert "ix_holds_slot_id_expires_at (slot_id=? AND expires_at<?)" in per_slot[0][-1]
+    sweep = conn.exec_driver_sql(
+        "EXPLAIN QUERY PLAN SELECT DISTINCT slot_id FROM holds WHERE expires_at <= '2026-12-07'"
+    )
+    assert "COVERING INDEX ix_holds_slot_id_expires_at" in sweep.all()[0][-1]

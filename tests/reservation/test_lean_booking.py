@@ -194,3 +194,43 @@ def test_a_malformed_hold_id_is_refused_before_any_booking(app, client, world, h
     assert path_of(response) == "/confirm"
     assert "もう一度「この内容で予約する」を押してください。" in pages.flashes(client.get("/confirm").text)
     assert snapshot(app) == before
+
+
+def test_the_confirmation_makes_no_orm_session(app, client, world):
+    """R9.2: a first booking is written on a driver connection of its own, so its request makes no
+    ORM session at all (making one only to mark it read-only, then closing it, cost ~10 µs)."""
+    from flask import request
+
+    made = {}
+
+    @app.after_request
+    def _note(response):
+        made[request.path] = db.session.registry.has()
+        return response
+
+    sign_in(client, world)
+    hold(client, world.slot_ids[0])
+    key = hold_id(client)
+    assert path_of(client.post("/confirm", data={"hold_id": key})) == "/done"
+    assert made["/confirm"] is False
+    assert len(live_bookings(app, world.applicant_id)) == 1
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's PRAGMA query_only")
+def test_a_writes_late_request_s_first_session_is_read_only_until_it_asks_to_write(app):
+    """R9.2: a ``writes_late`` request begins with no session; the first one it makes reads only
+    (a write before ``begin_write_now`` is refused by SQLite itself), then writes once asked to."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from madoguchi.appbase import begin_request_transaction
+
+    with app.test_request_context("/confirm", method="POST"):
+        begin_request_transaction()
+        assert not db.session.registry.has()
+        with pytest.raises(OperationalError, match="readonly"):
+            db.session.execute(text("UPDATE slots SET taken = taken WHERE id = -1"))
+        db.session.rollback()
+        begin_write_now()
+        db.session.execute(text("UPDATE slots SET taken = taken WHERE id = -1"))
+        db.session.rollback()
