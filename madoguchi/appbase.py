@@ -41,6 +41,7 @@ from .extensions import (
 # Register every model with the metadata (migrations and the app need them all).
 from .models import OutboundMessage  # noqa: F401
 from .models.bookings import Channel, Status
+from .signing import QuickTimedSerializer
 from .templating import FoldedGettext
 
 ROOT = config_module.ROOT
@@ -170,10 +171,12 @@ class ThriftySessionInterface(SecureCookieSessionInterface):
 
     def get_signing_serializer(self, app: Flask):
         # Flask builds a new serializer for every request (twice); it holds nothing per request.
+        # Flask's own, read quickly (madoguchi/signing.py).
         key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
         serializer = self._serializers.get(key)
         if serializer is None:
-            serializer = self._serializers[key] = super().get_signing_serializer(app)
+            made = super().get_signing_serializer(app)
+            serializer = self._serializers[key] = made and QuickTimedSerializer.like(made)
         return serializer
 
     def open_session(self, app: Flask, request):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hmac
 import random
 import sqlite3
 import time
@@ -9,13 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from flask import g, has_request_context
+from flask import current_app, g, has_request_context, request, session
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFProtect, same_origin
+from itsdangerous import BadData
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import OperationalError
@@ -23,6 +26,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool, PoolProxiedConnection
 
 from .prepared import raise_driver_error
+from .signing import QuickTimedSerializer
 
 # Named constraints so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -33,9 +37,52 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+
+class QuickCSRFProtect(CSRFProtect):
+    """Flask-WTF's CSRF protection, answering a valid token without building a serializer per request.
+
+    Every POST is checked before its view (a tenth of the residents' confirmation, R9.2). A request
+    whose form token is valid by each of Flask-WTF's rules — a checked method, the token of the
+    session, signed and within ``WTF_CSRF_TIME_LIMIT``, the same-origin referrer over HTTPS when
+    strict — passes here (``signing.QuickTimedSerializer``); every other request, exempt views
+    included, is decided by Flask-WTF itself, with its own errors.
+    """
+
+    def protect(self, apply_exemptions=False):
+        if self._valid_form_token():
+            g.csrf_valid = True  # as Flask-WTF marks a checked request
+            return
+        super().protect(apply_exemptions)
+
+    @staticmethod
+    def _valid_form_token() -> bool:
+        config = current_app.config
+        if request.method not in config["WTF_CSRF_METHODS"]:
+            return False
+        name = config["WTF_CSRF_FIELD_NAME"]
+        token, expected = request.form.get(name), session.get(name)
+        if not token or not expected:
+            return False
+        if request.is_secure and config["WTF_CSRF_SSL_STRICT"]:
+            referrer = request.referrer
+            if not referrer or not same_origin(referrer, f"https://{request.host}/"):
+                return False
+        secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+        try:
+            signed = _csrf_reader(secret).loads(token, max_age=config["WTF_CSRF_TIME_LIMIT"])
+        except BadData:
+            return False
+        return isinstance(signed, str) and hmac.compare_digest(expected, signed)
+
+
+@functools.lru_cache(maxsize=4)
+def _csrf_reader(secret) -> QuickTimedSerializer:
+    return QuickTimedSerializer(secret, salt="wtf-csrf-token")  # Flask-WTF's signing of its tokens
+
+
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate()
-csrf = CSRFProtect()
+csrf = QuickCSRFProtect()
 babel = Babel()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 

@@ -185,6 +185,50 @@ def test_whole_flow_with_csrf_tokens_from_the_pages(csrf_app):
     assert client.get("/done").status_code == 200
 
 
+def test_a_valid_token_passes_without_flask_wtfs_per_request_serializer(csrf_app, monkeypatch):
+    """R9.2, R9.3: a valid token is checked by the quick path (extensions.QuickCSRFProtect) — Flask-WTF's
+    ``validate_csrf``, which builds a serializer per request, is not called — and the booking is made."""
+    import flask_wtf.csrf
+
+    app = csrf_app
+    world = seed_world(app)
+    client = app.test_client()
+    csrf_sign_in(client, world.number)
+    csrf_hold(client, world.slot_ids[0])
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("Flask-WTF's validate_csrf was called for a valid token")
+
+    monkeypatch.setattr(flask_wtf.csrf, "validate_csrf", refuse)
+    csrf_confirm(client)
+    assert len(live_bookings(app, world.applicant_id)) == 1
+
+
+def test_an_expired_token_is_refused_and_writes_nothing(csrf_app, monkeypatch, caplog):
+    """R9.3: a token older than WTF_CSRF_TIME_LIMIT is refused with the Japanese message (Flask-WTF's
+    reason: expired) and nothing is written; the form reloaded gives a fresh token that works."""
+    from itsdangerous import TimestampSigner
+
+    app = csrf_app
+    app.config["WTF_CSRF_TIME_LIMIT"] = 60  # shorter than the session's own lifetime, which stays valid
+    world = seed_world(app)
+    client = app.test_client()
+    csrf_sign_in(client, world.number)
+    csrf_hold(client, world.slot_ids[0])
+    root = pages.parse(client.get("/confirm").text)
+    data = {name: root.find("input", name=name)["value"] for name in ("hold_id", "csrf_token")}
+    later = TimestampSigner("k").get_timestamp() + 61
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: later)
+    before = snapshot(app)
+    with caplog.at_level(logging.INFO, logger="flask_wtf.csrf"):
+        response = client.post("/confirm", data=data)
+    assert response.status_code == 400 and CSRF_MESSAGE in response.text
+    assert "The CSRF token has expired." in caplog.messages
+    assert snapshot(app) == before
+    csrf_confirm(client)  # a fresh token, signed at the later time
+    assert len(live_bookings(app, world.applicant_id)) == 1
+
+
 # ---- headers -----------------------------------------------------------------------------------------
 def _check_headers(response, what):
     headers = response.headers
