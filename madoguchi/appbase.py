@@ -325,7 +325,10 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
         ),
         ("X-Frame-Options", "DENY"),
         ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
+        # Our own address to ourselves only: no other site learns which page linked to it, and over
+        # HTTPS Flask-WTF refuses a form whose Referer is not this site (with "no-referrer" the
+        # browser sent none, and every form was refused: tests/e2e test_book_over_https).
+        ("Referrer-Policy", "same-origin"),
         ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
     ]
     if app.config["MADOGUCHI_ENV"] == "production":

@@ -89,13 +89,14 @@ def _closing(app):
 
 
 @contextmanager
-def serving(app):
-    """Serve ``app`` on a real HTTP server (127.0.0.1, a free port); yields the base URL."""
-    server = make_server("127.0.0.1", 0, _closing(app), threaded=True)
+def serving(app, *, https: bool = False):
+    """Serve ``app`` on a real HTTP server (127.0.0.1, a free port); yields the base URL. With
+    ``https``, over TLS with a throwaway self-signed certificate, as production is served."""
+    server = make_server("127.0.0.1", 0, _closing(app), threaded=True, ssl_context="adhoc" if https else None)
     thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.port}"
+        yield f"{'https' if https else 'http'}://127.0.0.1:{server.port}"
     finally:
         server.shutdown()
         server.server_close()
@@ -193,6 +194,7 @@ def _open_page(browser, base_url, request, viewport):
         viewport=viewport,
         locale="ja-JP",
         timezone_id="Asia/Tokyo",
+        ignore_https_errors=base_url.startswith("https:"),  # the test server's self-signed certificate
     )
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -211,6 +213,15 @@ def _open_page(browser, base_url, request, viewport):
 def page(browser, live_server, request):
     """A fresh browser context per test, as a phone (390×844). ``page.goto("/")`` opens the app."""
     with _open_page(browser, live_server, request, PHONE) as opened:
+        yield opened
+
+
+@pytest.fixture
+def https_page(browser, app, request):
+    """A phone on the residents' app served over HTTPS (as in production: Secure cookies, Flask-WTF's
+    same-origin referrer check on every form)."""
+    app.config["SESSION_COOKIE_SECURE"] = True  # as config.load sets it in production
+    with serving(app, https=True) as url, _open_page(browser, url, request, PHONE) as opened:
         yield opened
 
 

@@ -192,6 +192,26 @@ def test_book_end_to_end(page, app, overrides):
     assert who.map_url in body
 
 
+def test_book_over_https(https_page, app):
+    """R9.3: served over HTTPS as in production, with its Secure session cookie and the CSRF check's
+    same-origin referrer rule, a resident books in a real browser: every form is accepted (the pages'
+    Referrer-Policy lets the browser tell the site its own address, and no other site)."""
+    page = https_page
+    who = seed(app)
+    go_to_calendar(page, who)
+    slot_button(page, who.slots[0]).click()
+    expect(page).to_have_url(re.compile(r"/confirm$"))
+    page.get_by_role("button", name="この内容で予約する").click()
+    expect(page).to_have_url(re.compile(r"/done$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("予約が完了しました")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "session")
+    assert cookie["secure"] and cookie["httpOnly"]
+    with app.app_context():
+        assert db.session.scalar(select(Booking.slot_id).where(Booking.applicant_id == who.applicant_id)) == (
+            who.slots[0].id
+        )
+
+
 # ---- b. change, then cancel -----------------------------------------------------------------
 def test_change_then_cancel(page, app, overrides):
     """R3.5 (and R1.3): a booked resident moves the booking to another time, then cancels it; the

@@ -237,14 +237,14 @@ def _check_headers(response, what):
     assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp, what
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp, what
     assert headers.get("X-Frame-Options") == "DENY", what
-    assert headers.get("Referrer-Policy") == "no-referrer", what
+    assert headers.get("Referrer-Policy") == "same-origin", what
     assert headers.get("X-Content-Type-Options") == "nosniff", what
     assert "no-store" in headers.get("Cache-Control", ""), what
 
 
 def test_security_headers_on_every_page(app, client, world):
     """Standard (security headers): every page, redirect and error page carries a CSP without
-    'unsafe-inline', X-Frame-Options DENY, Referrer-Policy no-referrer, nosniff and no-store."""
+    'unsafe-inline', X-Frame-Options DENY, Referrer-Policy same-origin, nosniff and no-store."""
     responses = []
 
     def visit(method, path, **kwargs):
