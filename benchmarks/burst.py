@@ -121,16 +121,19 @@ async def run_ceiling(base: str, args, stats: Stats, seconds: float) -> float:
 def prepare_holds(app, people, count: int, after: timedelta):
     """Holds made in the database for ``count`` residents, with each one's session cookie, CSRF
     token and admitted waiting-room ticket made as the app would (the harness knows SECRET_KEY)."""
-    from flask import g, session
-    from flask_wtf.csrf import generate_csrf
+    return signed_requests(app, make_holds(app, people, count, after))
+
+
+def make_holds(app, people, count: int, after: timedelta) -> list[tuple[str, str]]:
+    """Holds (two hours long) in the database for up to ``count`` of ``people`` on free places of
+    their venue at least ``after`` ahead: (applicant id, hold id) pairs."""
     from sqlalchemy import select, update
 
-    from madoguchi import admission, dates
+    from madoguchi import dates
     from madoguchi.crypto import new_row_id
     from madoguchi.extensions import db
     from madoguchi.models import Hold, Slot
 
-    prepared = []
     with app.app_context():
         now = dates.now()
         slots = db.session.execute(
@@ -139,7 +142,7 @@ def prepare_holds(app, people, count: int, after: timedelta):
         free = {}
         for sid, vid, left in slots:
             free.setdefault(vid, []).extend([sid] * left)
-        holds, taken = [], {}
+        holds, taken, made = [], {}, []
         for p in people:
             if len(holds) >= count or not free.get(p.venue_id):
                 continue
@@ -155,25 +158,40 @@ def prepare_holds(app, people, count: int, after: timedelta):
                 )
             )
             taken[sid] = taken.get(sid, 0) + 1
-            prepared.append((p, hid))
+            made.append((p.id, hid))
         db.session.execute(Hold.__table__.insert(), holds)
         for sid, n in taken.items():
             db.session.execute(update(Slot).where(Slot.id == sid).values(taken=Slot.taken + n))
         db.session.commit()
-        settings = app.extensions["madoguchi.admission"]
-        serializer = app.session_interface.get_signing_serializer(app)
-        out = []
-        for p, hid in prepared:
-            with app.test_request_context("/confirm"):
-                g.pop("csrf_token", None)  # Flask-WTF caches the token in g, which this loop shares
-                session.permanent = True
-                session["applicant_id"] = p.id
-                session["flow"] = "book"
-                token = generate_csrf()
-                cookie = serializer.dumps(dict(session))
-                ticket = admission.Ticket(settings.room, 1, False, new_row_id(), now.timestamp())
-                queue = admission.sign(ticket, app.config["SECRET_KEY"], now)
-            out.append((f"session={cookie}; {admission.COOKIE}={queue}", token, hid))
+    return made
+
+
+def signed_requests(app, holds: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """For each (applicant id, hold id): the Cookie header (session and admitted waiting-room ticket),
+    the CSRF token and the hold id of its confirmation, signed now (the app signs a session or
+    ticket again once it is a minute old, which a measured request must not have to do)."""
+    from flask import g, session
+    from flask_wtf.csrf import generate_csrf
+
+    from madoguchi import admission, dates
+    from madoguchi.crypto import new_row_id
+
+    settings = app.extensions["madoguchi.admission"]
+    serializer = app.session_interface.get_signing_serializer(app)
+    with app.app_context():
+        now = dates.now()
+    out = []
+    for applicant_id, hid in holds:
+        with app.test_request_context("/confirm"):
+            g.pop("csrf_token", None)  # Flask-WTF caches the token in g, which this loop shares
+            session.permanent = True
+            session["applicant_id"] = applicant_id
+            session["flow"] = "book"
+            token = generate_csrf()
+            cookie = serializer.dumps(dict(session))
+            ticket = admission.Ticket(settings.room, 1, False, new_row_id(), now.timestamp())
+            queue = admission.sign(ticket, app.config["SECRET_KEY"], now)
+        out.append((f"session={cookie}; {admission.COOKIE}={queue}", token, hid))
     return out
 
 
@@ -540,6 +558,7 @@ def main(argv=None) -> int:
         ceiling, per_second, ratios = None, None, []
         measure_ceiling, measure_booking = "ceiling" not in skip, "booking" not in skip
         holds: deque = deque()
+        made = 0
         if measure_ceiling:
             ceiling_server = common.Server(
                 setup,
@@ -556,7 +575,7 @@ def main(argv=None) -> int:
             )
             count = int(min(12_000, len(people) // 3))
             prepared = prepare_holds(app, people[:count], count, timedelta(weeks=5))
-            holds, used = deque(prepared), count
+            holds, used, made = deque(prepared), count, len(prepared)
         # Phases 1 and 2 take turns: each round runs the ceiling, then our booking request, for a
         # share of --closed-seconds each; the ratio is the total of ours over the total of the ceiling.
         rounds = max(args.rounds, 1) if measure_ceiling and measure_booking else 1
@@ -600,7 +619,7 @@ def main(argv=None) -> int:
                     f"round by round {min(ratios):.0%}–{max(ratios):.0%})"
                 )
             results["booking"] = booking_turns.report(
-                f"\n2. booking request alone: {per_second:,.0f} bookings/s with {used:,} prepared holds",
+                f"\n2. booking request alone: {per_second:,.0f} bookings/s with {made:,} prepared holds",
                 "booking requests (POST /confirm)",
                 lines,
             )
