@@ -114,6 +114,12 @@ def prepare(requests: int) -> common.Setup:
 
     ceiling_app.prepare()
     (WORK / "holds.json").write_text(json.dumps(holds))
+    from madoguchi.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
+    # Everything into the database file itself: the children copy that file alone.
+    sqlite3.connect(setup.database_url.removeprefix("sqlite:///")).execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return setup
 
 
