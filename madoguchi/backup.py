@@ -28,6 +28,7 @@ from . import audit, crypto, dates, deletion, sealed, wipe
 from .audit import AuditTag
 from .crypto import DecryptionError, current_keyring
 from .extensions import WRITE, db
+from .models import stored_columns
 
 MAGIC = "MADOGUCHI-BACKUP 1"
 FORMAT_VERSION = 1
@@ -73,10 +74,11 @@ def _decoder(column):
 
 def _lines(conn, counts: dict[str, int]) -> Iterator[bytes]:
     for table in db.metadata.sorted_tables:
-        columns = [c.name for c in table.columns]
+        kept = stored_columns(table)
+        columns = [c.name for c in kept]
         yield json.dumps({"table": table.name, "columns": columns}).encode() + b"\n"
         n = 0
-        query = select(*table.columns).order_by(*table.primary_key.columns)
+        query = select(*kept).order_by(*table.primary_key.columns)
         for row in conn.execute(query.execution_options(yield_per=BATCH)):
             yield json.dumps([_encode(v) for v in row], ensure_ascii=False).encode() + b"\n"
             n += 1

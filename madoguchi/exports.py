@@ -32,7 +32,7 @@ from . import audit, crypto, dates, sealed, wipe
 from .audit import AuditTag
 from .crypto import DecryptionError, EncryptedField, new_row_id
 from .extensions import db
-from .models import Booking, ExportRequest, ExportStatus, Slot, Staff, Status, Venue
+from .models import Booking, ExportRequest, ExportStatus, Slot, Staff, Status, Venue, stored_columns
 from .printing.export_ledger import LedgerLine, when
 
 MAGIC = "MADOGUCHI-EXPORT 1"
@@ -415,7 +415,7 @@ def all_tables() -> Iterator[tuple[str, list[str], Iterator[list[str]]]]:
         )
         plain = [
             c.name
-            for c in table.columns
+            for c in stored_columns(table)
             if c.name not in SKIP_COLUMNS
             and not c.name.endswith("_bidx")
             and not (c.name.endswith("_ct") and (c.name[:-3] in fields or c.name[:-3] in SKIP_FIELDS))

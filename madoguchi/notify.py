@@ -33,7 +33,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from . import dates, guidance, normalize, numbers
-from .crypto import new_row_id
+from .crypto import new_row_ids
 from .extensions import begin_write, db
 from .models import Applicant, Booking, BookingEvent, OutboundMessage, Slot, Status
 from .prepared import insert_of
@@ -125,7 +125,7 @@ def message_rows(channels: tuple[str, ...], booking_id: str, slot_id: int, templ
     now = dates.now()
     return [
         dict(
-            id=new_row_id(),
+            id=message_id,
             kind=kind,
             template=template,
             booking_id=booking_id,
@@ -134,7 +134,7 @@ def message_rows(channels: tuple[str, ...], booking_id: str, slot_id: int, templ
             attempts=0,
             created_at=now,
         )
-        for kind in channels
+        for kind, message_id in zip(channels, new_row_ids(len(channels)), strict=True)
     ]
 
 

@@ -12,7 +12,15 @@ from .messages import OutboundMessage
 from .staff import RecoveryCode, Staff, StaffSession
 from .venues import Slot, SpecialOpening, Venue
 
+
+def stored_columns(table) -> list:
+    """A table's columns whose values are kept: not those the database computes (``Booking.live``),
+    which backups and exports leave out (a restore writes the rest, the database computes them)."""
+    return [column for column in table.columns if column.computed is None]
+
+
 __all__ = [
+    "stored_columns",
     "CALL_CATEGORY_LABELS",
     "Call",
     "CallCategory",

@@ -22,6 +22,8 @@ class OutboundMessage(db.Model):
     """
 
     __tablename__ = "outbound_messages"
+    # A booking's messages get ids next to each other (``crypto.new_row_ids``): queueing them writes
+    # one page of the key's B-tree, not one per message (R9.2).
 
     id: Mapped[str] = mapped_column(RowId(), primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))  # email | sms

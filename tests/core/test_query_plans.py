@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from madoguchi import availability, booking, checkin, dates, search
 from madoguchi.extensions import db
+from madoguchi.models import LIVE_SQL
 from tests.conftest import ON_POSTGRES
 from tests.factories import make_applicant, make_slot, make_venue
 
@@ -90,3 +91,40 @@ def test_a_hold_lives_in_three_b_trees(ctx):
         "EXPLAIN QUERY PLAN SELECT DISTINCT slot_id FROM holds WHERE expires_at <= '2026-12-07'"
     )
     assert "COVERING INDEX ix_holds_slot_id_expires_at" in sweep.all()[0][-1]
+
+
+def _trees(conn, table: str) -> list[str]:
+    return (
+        conn.exec_driver_sql(
+            f"SELECT name FROM sqlite_master WHERE tbl_name = '{table}' AND type IN ('table', 'index')"  # noqa: S608
+        )
+        .scalars()
+        .all()
+    )
+
+
+def test_one_index_keeps_one_live_booking_per_applicant_and_finds_all_of_theirs(ctx):
+    """R1.3, R9.2: each B-tree a booking is written into is a page its commit writes. One unique index
+    on (applicant, live) both refuses a second live booking and finds all of an applicant's bookings,
+    live or not (where a partial unique index and a plain index were two trees)."""
+    conn = db.session.connection()
+    # the table, its key, the request key, the slot, (applicant, live)
+    assert len(_trees(conn, "bookings")) == 5
+    for query in (
+        "SELECT id FROM bookings WHERE applicant_id = 'x'",
+        f"SELECT id FROM bookings WHERE applicant_id = 'x' AND {LIVE_SQL}",  # noqa: S608 - constants
+    ):
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}").all()
+        assert "uq_bookings_applicant_id_live (applicant_id=?)" in plan[0][-1], query
+
+
+def test_a_bookings_messages_have_neighbouring_keys(ctx):
+    """R9.2: the messages a booking queues get ids next to each other (one random 120-bit prefix), so
+    their rows share a page of each of the message table's B-trees."""
+    from madoguchi import notify
+
+    rows = notify.message_rows(("email", "sms"), "b" * 32, 1, "booking_confirmed")
+    first, second = (row["id"] for row in rows)
+    assert len(first) == len(second) == 32 and first[:30] == second[:30] and first < second
+    others = notify.message_rows(("email", "sms"), "c" * 32, 1, "booking_confirmed")
+    assert others[0]["id"][:30] != first[:30]  # every booking's own random prefix
