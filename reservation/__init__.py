@@ -12,6 +12,11 @@ from madoguchi.extensions import begin_write_now, db
 
 # Booking requests whose latency steers the waiting room's rate (when WAITING_ROOM_LATENCY_TARGET_MS is set).
 _TIMED = frozenset({"reservation.hold", "reservation.book"})
+# Requests a hold vouches for: a hold is only made behind the room (POST /hold), so the confirmation
+# that turns it into a booking asks for no ticket — and does not pay for reading one in the request
+# a burst is made of (R9.2). A visitor without a hold gets nothing from it (the booking service
+# refuses) and is sent back to pages that are behind the room.
+_VOUCHED_FOR_BY_A_HOLD = frozenset({"reservation.book"})
 
 
 def create_app(overrides: dict | None = None):
@@ -50,6 +55,8 @@ def _install_waiting_room(app: Flask) -> None:
             return None
         if request.endpoint in _TIMED and request.method == "POST":
             g.admission_started = time.perf_counter()
+            if request.endpoint in _VOUCHED_FOR_BY_A_HOLD:
+                return None
         now = dates.now()
         ticket = admission.read(request.cookies.get(admission.COOKIE), settings, secret, now)
         if ticket is None:

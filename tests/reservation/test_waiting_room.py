@@ -16,7 +16,7 @@ from madoguchi.extensions import db
 from madoguchi.models import AdmissionPass, AdmissionRoom
 
 from . import pages
-from .flow import path_of, sign_in
+from .flow import hold, hold_id, live_bookings, path_of, sign_in
 
 T0 = datetime(2026, 5, 11, 0, 0, tzinfo=UTC)  # 09:00 in Tokyo
 
@@ -170,6 +170,29 @@ def test_a_staggered_wave_books_from_its_own_opening(app, overrides, world, cloc
     assert "5月12日（火）09:00からです" in response.text
     clock.at = later
     assert path_of(sign_in(client, world)) == "/contact"
+
+
+def test_a_confirmation_is_vouched_for_by_its_hold_not_by_a_ticket(app, world, clock):
+    """R9.2: POST /confirm asks for no ticket: a hold is only made behind the room, so a resident
+    whose admission lapsed while confirming (or who held before the room was turned on) books, and
+    the room writes nothing for it. A visitor without admission gets no hold to confirm."""
+    resident = app.test_client()
+    assert admitted(resident.get("/"))
+    sign_in(resident, world)
+    assert path_of(hold(resident, world.slot_ids[0])) == "/confirm"
+    key = hold_id(resident)
+    resident.delete_cookie(admission.COOKIE)
+    arrivals = room_row(app)["arrivals"]
+    response = resident.post("/confirm", data={"hold_id": key})
+    assert path_of(response) == "/done"
+    assert admission.COOKIE not in response.headers.get("Set-Cookie", "")
+    assert room_row(app)["arrivals"] == arrivals  # no place taken in the queue
+    assert live_bookings(app, world.applicant_id)
+    # Behind the queue: the pages that lead to a hold make the visitor wait.
+    crowd = [c.get("/") for c in visitors(app, 3)]
+    assert any(is_waiting(r) for r in crowd)
+    late = app.test_client()
+    assert is_waiting(late.post("/hold", data={"slot_id": str(world.slot_ids[1])}))
 
 
 def test_wave_settings_are_checked():
