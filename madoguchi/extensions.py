@@ -152,8 +152,9 @@ def _sqlite_begin(conn):
         driver.execute("PRAGMA query_only=0")
         info["query_only"] = False
     if conn.get_execution_options().get("madoguchi_write"):
-        begin_immediate(driver)
+        begin_immediate(driver, info)
     else:
+        _busy_handler_back(driver, info)
         driver.execute("BEGIN")
 
 
@@ -183,30 +184,46 @@ def _busy_timeout_pragma() -> str:
     return f"PRAGMA busy_timeout={int(WRITE_LOCK_WAIT_SECONDS * 1000)}"
 
 
-def begin_immediate(driver) -> None:
+# Connection info key: SQLite's busy handler is off on this connection (``begin_immediate``).
+_NO_BUSY_HANDLER = "madoguchi.no_busy_handler"
+
+
+def begin_immediate(driver, info: dict) -> None:
     """BEGIN IMMEDIATE, waiting for the write lock in short, jittered steps.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms between tries, so under a burst a waiter
     sleeps through the moments the lock is free while newcomers take it: measured, a few requests
-    waited seconds while the CPU idled. Here the handler is off for this one statement and the wait
-    is a loop of sleeps under a millisecond, first come roughly first served (R9.2).
+    waited seconds while the CPU idled. Here the handler is off and the wait is a loop of sleeps
+    under a millisecond, first come roughly first served (R9.2).
+
+    The handler stays off on the connection (``info`` is its pool record's) until a transaction
+    that only reads begins on it and needs it back (``_busy_handler_back``): switching it off and
+    on around every write was two statements per booking, the second one under the write lock.
+    A writer holding the lock never waits, so its statements do not miss the handler.
     """
-    driver.execute("PRAGMA busy_timeout=0")
-    try:
-        deadline = time.monotonic() + WRITE_LOCK_WAIT_SECONDS
-        pause = 0.0002
-        while True:
-            try:
-                driver.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
-                    # As SQLAlchemy reports any driver error (and as the busy handler's timeout was).
-                    raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
-            time.sleep(pause * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
-            pause = min(pause * 1.5, 0.002)
-    finally:
+    if not info.get(_NO_BUSY_HANDLER):
+        driver.execute("PRAGMA busy_timeout=0")
+        info[_NO_BUSY_HANDLER] = True
+    deadline = time.monotonic() + WRITE_LOCK_WAIT_SECONDS
+    pause = 0.0002
+    while True:
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                # As SQLAlchemy reports any driver error (and as the busy handler's timeout was).
+                raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+        time.sleep(pause * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
+        pause = min(pause * 1.5, 0.002)
+
+
+def _busy_handler_back(driver, info: dict) -> None:
+    """SQLite's busy handler on again for a transaction that only reads (a reader waits in the rare
+    moments SQLite makes it, such as a checkpoint that truncates the log)."""
+    if info.get(_NO_BUSY_HANDLER):
         driver.execute(_busy_timeout_pragma())
+        info[_NO_BUSY_HANDLER] = False
 
 
 def begin_write(session=None) -> None:
@@ -279,7 +296,7 @@ def driver_transaction() -> Iterator[DriverLink]:
     driver = pooled.driver_connection
     try:
         if engine.dialect.name == "sqlite":
-            begin_immediate(driver)
+            begin_immediate(driver, pooled.info)
         # psycopg begins a transaction at the first statement.
         yield link
         try:

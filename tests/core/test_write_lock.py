@@ -64,3 +64,21 @@ def test_a_writer_gives_up_after_the_set_wait(ctx, monkeypatch):
     timeout = db.session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar()
     assert timeout == 200
     db.session.rollback()
+
+
+def test_the_busy_handler_is_switched_only_when_the_kind_of_transaction_changes(ctx, sqlite_trace):
+    """R9.2: write transactions in a row switch SQLite's busy handler off once (each switch was a
+    statement, one of them under the write lock); the next transaction that only reads gets it back
+    before its BEGIN, as a reader needs it."""
+    for _ in range(3):
+        begin_write()
+        db.session.execute(text("CREATE TABLE IF NOT EXISTS lock_probe (x INTEGER)"))
+        db.session.commit()
+    assert sqlite_trace.count("PRAGMA busy_timeout=0") == 1
+    assert sqlite_trace.count("BEGIN IMMEDIATE") == 3
+    sqlite_trace.clear()
+    timeout = db.session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar()
+    assert timeout == int(extensions.WRITE_LOCK_WAIT_SECONDS * 1000)
+    restore = f"PRAGMA busy_timeout={timeout}"
+    assert sqlite_trace.index(restore) < sqlite_trace.index("BEGIN")
+    db.session.rollback()
