@@ -121,6 +121,10 @@ def load(overrides: dict | None = None) -> dict:
         "BABEL_DEFAULT_LOCALE": LOCALE,
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "WTF_CSRF_TIME_LIMIT": 3600,
+        # The largest request body an app reads, uploads included (a bigger one gets 413 before any
+        # view runs, so nothing spools to disk): the staff apps' largest upload is a roster of up to
+        # 32 MB (madoguchi/roster.py); the residents' app sets its own, much smaller limit.
+        "MAX_CONTENT_LENGTH": int(os.environ.get("MADOGUCHI_MAX_REQUEST_BYTES", str(40 * 1024 * 1024))),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": 1800,

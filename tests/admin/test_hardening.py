@@ -3,6 +3,7 @@ logs that never carry a resident's personal value."""
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 
@@ -89,6 +90,21 @@ def test_staff_pages_send_a_strict_content_security_policy(admin_app, client):
         assert "Strict-Transport-Security" not in response.headers  # development: no HSTS
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", pages[1].get_data(as_text=True))
     assert " style=" not in pages[1].get_data(as_text=True)
+
+
+def test_an_upload_over_the_staff_apps_limit_is_refused_before_it_is_read(overrides, make_admin_app):
+    """R9.3, standard 3: a request body over MAX_CONTENT_LENGTH (40 MB by default, above the largest
+    roster upload) is refused with 413 and a Japanese page before anything is parsed or spooled to
+    disk, even before sign-in; within the limit the same form is answered as usual."""
+    assert make_admin_app().config["MAX_CONTENT_LENGTH"] == 40 * 1024 * 1024
+    overrides["MAX_CONTENT_LENGTH"] = 8 * 1024
+    app = make_admin_app()
+    client = app.test_client()
+    big = client.post("/signin", data={"login_id": "x", "file": (io.BytesIO(b"\0" * 9000), "big.bin")})
+    assert big.status_code == 413
+    assert "送信された内容が大きすぎます。" in big.get_data(as_text=True)
+    small = client.post("/signin", data={"login_id": "x", "password": "y"})
+    assert small.status_code == 401  # the sign-in form again: wrong ID or password
 
 
 def test_signin_without_a_csrf_token_is_refused(overrides, make_admin_app):

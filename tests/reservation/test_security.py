@@ -3,6 +3,7 @@ URL, rate limit and number lock (R3.5), minimal registration fields (R2.1), erro
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from datetime import date, timedelta
@@ -538,6 +539,24 @@ def test_404_and_405_pages_are_japanese(app, client, world):
     assert wrong.status_code == 405
     assert "この操作はできません。" in wrong.text
     assert "Method Not Allowed" not in wrong.text
+
+
+def test_an_oversized_request_is_refused_before_it_is_read(app, client, world):
+    """R9.3, standard 3: a request body larger than the residents' forms ever send (64 kB) is refused
+    with 413 and a Japanese page before any of it is parsed or stored (an upload cannot fill the
+    disk); nothing is written, and an ordinary request still works."""
+    from reservation import RESIDENT_REQUEST_BYTES
+
+    before = snapshot(app)
+    for data in (
+        {"reservation_number": world.number, "birth_date": "x" * (RESIDENT_REQUEST_BYTES + 1)},
+        {**REGISTER, "file": (io.BytesIO(b"\0" * (RESIDENT_REQUEST_BYTES + 1)), "big.bin")},
+    ):
+        response = client.post("/start" if "file" not in data else "/register", data=data)
+        assert response.status_code == 413
+        assert "送信された内容が大きすぎます。" in response.text and '<html lang="ja">' in response.text
+    assert snapshot(app) == before
+    assert path_of(sign_in(client, world)) == "/contact"
 
 
 MARKER = "marker 江東太郎"
