@@ -391,8 +391,9 @@ def _register_request_cycle(app: Flask, write_every_request: bool) -> None:
         return _after_commit(response)
 
     def _after_commit(response):
-        queued = g.pop("queued_messages", [])
-        if queued and g.pop("deliver_messages", True):
+        request_g = g._get_current_object()  # one look-up through Flask's proxy, not two
+        queued = request_g.pop("queued_messages", [])
+        if queued and request_g.pop("deliver_messages", True):
             response.call_on_close(functools.partial(_deliver_after_response, app, queued))
         return response
 
@@ -410,7 +411,7 @@ def begin_request_transaction() -> None:
     write on every request (session touch, audit entries for each view); a ``writes_late`` view
     begins its own write transaction in its service.
     """
-    app = current_app
+    app = current_app._get_current_object()  # used three times: one look-up through the proxy
     view = app.view_functions.get(request.endpoint)
     if getattr(view, "writes_late", False):
         # Read-only until its service asks for the write lock (SQLite refuses a write before it).

@@ -57,11 +57,14 @@ def _install_waiting_room(app: Flask) -> None:
     @app.before_request
     def _waiting_room():
         settings = app.extensions["madoguchi.admission"]  # read per request: tests and tools swap it
-        if not settings.enabled or not (request.endpoint or "").startswith("reservation."):
+        if not settings.enabled:
             return None
-        if request.endpoint in _TIMED and request.method == "POST":
+        endpoint = request.endpoint or ""
+        if not endpoint.startswith("reservation."):
+            return None
+        if endpoint in _TIMED and request.method == "POST":
             g.admission_started = time.perf_counter()
-            if request.endpoint in _VOUCHED_FOR_BY_A_HOLD:
+            if endpoint in _VOUCHED_FOR_BY_A_HOLD:
                 return None
         now = dates.now()
         ticket = admission.read(request.cookies.get(admission.COOKIE), settings, secret, now)
@@ -88,10 +91,11 @@ def _install_waiting_room(app: Flask) -> None:
 
     @app.after_request
     def _ticket_cookie(response):
-        if g.pop("admission_clear", False):
+        request_g = g._get_current_object()  # one look-up through Flask's proxy, not two
+        if request_g.pop("admission_clear", False):
             response.delete_cookie(admission.COOKIE)
             return response
-        ticket = g.get("admission_ticket")
+        ticket = request_g.get("admission_ticket")
         if ticket is not None and admission.needs_reissue(ticket, dates.now()):
             settings = app.extensions["madoguchi.admission"]
             # Reissued as the visitor uses it (at most once a minute): an admitted ticket lapses
