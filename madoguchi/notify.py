@@ -83,7 +83,7 @@ def channels_for(applicant: Applicant) -> tuple[str, ...]:
     return _channels(applicant.email, applicant.phone)
 
 
-def _channels(email: str | None, phone: str | None) -> tuple[str, ...]:
+def _channels(email: str | bool | None, phone: str | None) -> tuple[str, ...]:
     return tuple(
         kind for kind, wanted in (("email", bool(email)), ("sms", bool(mobile_e164(phone)))) if wanted
     )
@@ -91,11 +91,10 @@ def _channels(email: str | None, phone: str | None) -> tuple[str, ...]:
 
 def channels_of(applicant_id: str, email_ct: str | None, phone_ct: str | None) -> tuple[str, ...]:
     """``channels_for`` from the applicant's two contact ciphertexts, selected by the caller with
-    its other reads (the booking hot path loads no applicant object, R9.2)."""
-    return _channels(
-        Applicant.email.plain(Applicant, email_ct, applicant_id),
-        Applicant.phone.plain(Applicant, phone_ct, applicant_id),
-    )
+    its other reads (the booking hot path loads no applicant object, R9.2). An address is stored only
+    when there is one (``EncryptedField`` writes NULL for none or ""), so only the phone is decrypted:
+    whether it takes SMS is in its value."""
+    return _channels(email_ct is not None, Applicant.phone.plain(Applicant, phone_ct, applicant_id))
 
 
 QUEUE_MESSAGE = insert_of(

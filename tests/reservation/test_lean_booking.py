@@ -11,7 +11,7 @@ from sqlalchemy import select
 from madoguchi import booking, notify
 from madoguchi.appbase import ThriftySessionInterface
 from madoguchi.extensions import begin_write, begin_write_now, db, limiter
-from madoguchi.models import Booking, OutboundMessage
+from madoguchi.models import Applicant, Booking, OutboundMessage
 from tests.conftest import ON_POSTGRES, data_statements
 from tests.factories import make_applicant, make_slot, make_venue
 
@@ -81,6 +81,54 @@ def test_the_done_page_shows_the_booking_just_made(app, client, world):
     page = client.get("/done")
     assert page.status_code == 200
     assert world.slot_labels[world.slot_ids[1]] in page.text
+
+
+def test_the_done_page_address_follows_the_mount_point(app, client, world):
+    """R9.2: the confirmation's redirect to the done page is built once per mount point, and the
+    site mounted under a prefix (SCRIPT_NAME) is sent to its own done page, not another's."""
+    sign_in(client, world)
+    hold(client, world.slot_ids[1])
+    key = hold_id(client)
+    mounted = client.post("/confirm", data={"hold_id": key}, base_url="http://localhost/yoyaku/")
+    assert mounted.headers["Location"] == "/yoyaku/done"
+    again = client.post("/confirm", data={"hold_id": key})  # the same confirmation, at the root
+    assert again.headers["Location"] == "/done"
+
+
+@pytest.mark.parametrize(
+    ("email", "phone", "channels"),
+    [
+        ("taro@example.jp", "090-1234-5678", ("email", "sms")),
+        (None, "090-1234-5678", ("sms",)),
+        ("", "03-1234-5678", ()),
+        ("taro@example.jp", "03-1234-5678", ("email",)),
+    ],
+)
+def test_the_confirmation_decrypts_the_phone_only_to_choose_its_channels(
+    ctx, monkeypatch, email, phone, channels
+):
+    """R3.4, R9.2: the confirmation goes by e-mail when there is an address and by SMS to a mobile
+    number; an address is stored only when given (none and "" are NULL), so only the phone is
+    decrypted, and the channels are those the applicant's own record gives."""
+    from madoguchi.crypto import KeyRing
+
+    person = make_applicant(make_venue(), email=email, phone=phone)
+    db.session.commit()
+    decrypted = []
+    real = KeyRing.decrypt
+
+    def counting(self, stored, *, column, **kwargs):
+        decrypted.append(column)
+        return real(self, stored, column=column, **kwargs)
+
+    monkeypatch.setattr(KeyRing, "decrypt", counting)
+    row = db.session.execute(
+        select(Applicant.email_ct, Applicant.phone_ct).where(Applicant.id == person.id)
+    ).one()
+    assert notify.channels_of(person.id, *row) == channels
+    assert decrypted == ["phone"]
+    monkeypatch.undo()
+    assert notify.channels_for(db.session.get(Applicant, person.id)) == channels
 
 
 def test_an_unchanged_session_is_not_signed_again_within_a_minute(app, client, world, monkeypatch):
