@@ -397,22 +397,7 @@ def book():
         return redirect(url_for(".manage_booking"))
     # The done page shows the applicant's live booking: nothing is written into the session, so
     # its cookie is not signed again (R9.2).
-    return redirect(_done_page())
-
-
-# The done page's address per mount point (SCRIPT_NAME): building it was a fiftieth of the booking
-# request (R9.2). A handful of mount points at most; past that, built each time.
-_DONE_PAGES: dict[str, str] = {}
-
-
-def _done_page() -> str:
-    root = request.script_root
-    page = _DONE_PAGES.get(root)
-    if page is None:
-        page = url_for(".done")
-        if len(_DONE_PAGES) < 8:
-            _DONE_PAGES[root] = page
-    return page
+    return redirect(url_for(".done"))
 
 
 @bp.post("/release")

@@ -102,3 +102,26 @@ def test_session_cookies_are_flask_s_own_signature(app):
     flasks = SecureCookieSessionInterface().get_signing_serializer(app)
     assert flasks.loads(ours.dumps({"applicant_id": "a"})) == {"applicant_id": "a"}
     assert ours.loads(flasks.dumps({"applicant_id": "b"})) == {"applicant_id": "b"}
+
+
+def test_page_addresses_are_built_once_and_as_flask_builds_them(app, monkeypatch):
+    """R9.2: ``url_for`` for a page without parameters is built once per mount point and then reused;
+    every address is the one Flask builds, relative endpoints resolve in the request's blueprint,
+    each mount point (SCRIPT_NAME) gets its own, and anything with parameters, an anchor, a method or
+    an external address is Flask's own work each time."""
+    import flask
+
+    built = []
+    real = flask.Flask.url_for
+    monkeypatch.setattr(flask.Flask, "url_for", lambda self, *a, **k: built.append(a) or real(self, *a, **k))
+    for root in ("", "/yoyaku"):
+        with app.test_request_context("/confirm", base_url=f"http://localhost{root}/"):
+            assert flask.request.blueprint == "reservation"
+            first = flask.url_for(".done")
+            assert first == f"{root}/done" == flask.url_for("reservation.done")
+            assert flask.url_for("static", filename="css/site.css") == f"{root}/static/css/site.css"
+            assert flask.url_for(".done", _anchor="x") == f"{root}/done#x"
+            assert flask.url_for(".done", _external=True) == f"http://localhost{root}/done"
+    # Built by Flask: ".done" once per mount point, the others every time.
+    assert [args for args in built if args == ("reservation.done",)] == [("reservation.done",)] * 2
+    assert sum(1 for args in built if args == ("static",)) == 2
