@@ -8,12 +8,15 @@ Phases, all against gunicorn on 127.0.0.1 with the same worker settings:
 
 1. ceiling   — a minimal Flask endpoint doing one raw conditional UPDATE + INSERT per request
                (benchmarks/ceiling_app.py), closed loop: the most bookings/s this machine serves.
-2. booking   — the residents' real booking request (POST /confirm: CSRF, session, waiting-room
-               ticket, the booking service, the confirmation e-mail to the outbox), closed loop
-               with prepared holds: bookings/s and its ratio to the ceiling.
+2. booking   — the residents' real booking request (POST /confirm: CSRF, session, the booking
+               service, the confirmation e-mail queued), closed loop with prepared holds:
+               bookings/s and its ratio to the ceiling. Phases 1 and 2 take turns, every process
+               at the same CPU priority.
 3. admitted  — residents arrive at the waiting room's admitted rate and walk the whole flow
                (waiting room, identify, contact, venue, calendar, hold, confirm, done), while
-               operators search by phone/number (call center) and venue staff look numbers up.
+               operators search by phone/number (call center) and venue staff look numbers up
+               (in a process of their own). From here the residents' site runs as scripts/serve
+               serves it, at a lower CPU priority than the staff apps (nice 10).
 4. overload  — ten times more arrivals than the admitted rate, starting before the opening:
                admitted residents and staff must keep their latency targets; the rest wait.
 
@@ -660,6 +663,18 @@ def main(argv=None) -> int:
             )
             results["booking"].update(ratio=per_second / ceiling if ceiling else None, ratio_by_round=ratios)
         if "admitted" not in skip:
+            # From here on the residents' site runs as scripts/serve serves it: at a lower CPU priority
+            # than the staff apps (phases 1 and 2 compare request paths, every process at one priority).
+            servers["residents"].stop()
+            servers["residents"] = common.Server(
+                setup,
+                "reservation:create_app()",
+                workers=args.workers,
+                env=room_env,
+                name="residents-admitted",
+                niceness=common.RESIDENTS_NICENESS,
+            )
+            common.wait_until_quiet([servers["residents"]])
             crowd = people[used:]
             with common.cores_used(servers.values()) as share:
                 result = asyncio.run(
@@ -681,6 +696,7 @@ def main(argv=None) -> int:
                 workers=args.workers,
                 name="residents-overload",
                 env={**room_env, "MADOGUCHI_WAITING_ROOM_OPENS_AT": opens.isoformat()},
+                niceness=common.RESIDENTS_NICENESS,
             )
             crowd = people[used:]
             arrival_rate = args.rate * args.overload

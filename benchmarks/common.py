@@ -317,8 +317,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The residents' site runs at a lower CPU priority than the staff apps, as scripts/serve runs it: in
+# a burst the call center and the venues get the cores first (R9.2; docs/administration.md).
+RESIDENTS_NICENESS = 10
+
+
 class Server:
-    """One gunicorn on 127.0.0.1 (no access log: it would measure the disk, not the app)."""
+    """One gunicorn on 127.0.0.1 (no access log: it would measure the disk, not the app), at
+    ``niceness`` (``nice``; the residents' site and the ceiling app at ``RESIDENTS_NICENESS``)."""
 
     def __init__(
         self,
@@ -331,6 +337,7 @@ class Server:
         env: dict | None = None,
         chdir: Path | None = None,
         name: str = "app",
+        niceness: int = 0,
     ):
         self.port = free_port()
         self.name = name
@@ -356,7 +363,7 @@ class Server:
             args += ["--chdir", str(chdir)]
         self.log = open(setup.workdir / f"{name}-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [*args, app_spec],
+            ["nice", "-n", str(niceness), *args, app_spec],
             env={**setup.env, **(env or {})},
             cwd=str(ROOT),
             stdout=self.log,

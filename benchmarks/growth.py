@@ -209,7 +209,13 @@ def main(argv=None) -> int:
         {**app.config, "WAITING_ROOM_ENABLED": False}
     )
     servers = {
-        "residents": common.Server(setup, "reservation:create_app()", workers=args.workers, name="residents"),
+        "residents": common.Server(
+            setup,
+            "reservation:create_app()",
+            workers=args.workers,
+            name="residents",
+            niceness=common.RESIDENTS_NICENESS,
+        ),
         "callcenter": common.Server(
             setup, "callcenter:create_app()", workers=2, worker_class="gthread", threads=16, name="callcenter"
         ),
