@@ -135,6 +135,29 @@ def test_appended_entries_verify(chain):
     assert verify().checked == 8
 
 
+def test_an_entry_is_appended_in_as_few_statements_as_the_store_allows(chain, monkeypatch):
+    """R7.4, R9.2: appending reads the head (locked), then writes the entry and moves the head: on
+    PostgreSQL in one statement (the head's UPDATE a data-modifying CTE of the INSERT: every staff
+    request appends, and each statement is a round trip), on SQLite in two calls inside the process.
+    The chain verifies and the head points at the new entry either way."""
+    from madoguchi import prepared
+
+    sent = []
+    real = prepared.DriverStatement._call
+    monkeypatch.setattr(
+        prepared.DriverStatement,
+        "_call",
+        staticmethod(lambda conn, c, *a: sent.append(c.sql) or real(conn, c, *a)),
+    )
+    record(AuditTag.AUDIT_VERIFIED, result="ok", checked=7)
+    db.session.commit()
+    kinds = [sql.split()[0].upper() for sql in sent]
+    assert kinds == (["SELECT", "WITH"] if ON_POSTGRES else ["SELECT", "INSERT", "UPDATE"]), sent
+    head = db.session.get(AuditChainHead, 1)
+    db.session.refresh(head)
+    assert head.last_id == 8 and verify().ok and verify().checked == 8
+
+
 def test_verify_walks_the_chain_in_batches(chain):
     """R7.4: verification reads the log a batch at a time and still sees every link."""
     assert verify(batch=2).checked == 7
