@@ -74,7 +74,7 @@ class QuickCSRFProtect(CSRFProtect):
             signed = _csrf_reader(secret).loads(token, max_age=config["WTF_CSRF_TIME_LIMIT"])
         except BadData:
             return False
-        return isinstance(signed, str) and hmac.compare_digest(expected, signed)
+        return isinstance(signed, str) and isinstance(expected, str) and hmac.compare_digest(expected, signed)
 
 
 @functools.lru_cache(maxsize=4)
