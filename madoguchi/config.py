@@ -166,11 +166,9 @@ def load(overrides: dict | None = None) -> dict:
     # Settings that follow the environment are derived after the overrides, so a production app
     # configured by overrides (tests, the CLI) gets the same secure defaults as one configured by env.
     production = config["MADOGUCHI_ENV"] == "production"
-    # A lost server connection is replaced at checkout (R9.1); an SQLite file cannot be lost, and the
-    # check is a statement per transaction (R9.2).
-    config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault(
-        "pool_pre_ping", not str(config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite")
-    )
+    # A lost server connection is replaced at checkout without a round trip to the server
+    # (``extensions._server_still_there``, R9.1); SQLAlchemy's pre-ping would add one (R9.2).
+    config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("pool_pre_ping", False)
     config.setdefault("SESSION_COOKIE_SECURE", production)
     config.setdefault("SMTP_STARTTLS", _bool("MADOGUCHI_SMTP_STARTTLS", production))
     config.setdefault(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hmac
 import random
+import select
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from flask_wtf.csrf import CSRFProtect, same_origin
 from itsdangerous import BadData
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool, PoolProxiedConnection
 
@@ -107,6 +108,35 @@ def _writable_again(dbapi_connection, record):
     if record is not None and record.info.get("query_only"):
         dbapi_connection.execute("PRAGMA query_only=0")
         record.info["query_only"] = False
+
+
+@event.listens_for(Pool, "checkout")
+def _server_still_there(dbapi_connection, _record, _proxy):
+    """A pooled PostgreSQL connection the server has dropped is replaced before use (R9.1).
+
+    A server that ends a connection (a restart, a failover, ``pg_terminate_backend``, an idle
+    timeout) sends its FATAL message and closes the socket, so an idle pooled connection with
+    anything to read, or a hung-up socket, is one it has dropped: the pool then connects afresh
+    (``DisconnectionError``; up to three tries). Asking the socket costs one ``poll`` system call;
+    SQLAlchemy's pre-ping asks the server (a ``SELECT 1`` in autocommit), one round trip more for every
+    request and every booking (R9.2, measured in docs/capacity.md). A connection cut without a word
+    (a dead host) answers neither check and fails at its first statement, as it would after a ping.
+    """
+    pgconn = getattr(dbapi_connection, "pgconn", None)
+    if pgconn is None:  # SQLite: a file cannot drop the connection
+        return
+    if pgconn.status != _CONNECTION_OK or _has_spoken(pgconn.socket):
+        raise DisconnectionError("the database server closed this pooled connection")
+
+
+_CONNECTION_OK = 0  # libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK), without importing psycopg here
+
+
+def _has_spoken(fd: int) -> bool:
+    """Anything to read on an idle connection's socket, or the peer gone, without waiting."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)  # POLLHUP and POLLERR are reported whatever is asked
+    return bool(poller.poll(0))
 
 
 # Execution option that asks for a write transaction (see _sqlite_begin).
@@ -288,7 +318,7 @@ def driver_transaction() -> Iterator[DriverLink]:
     For the residents' confirmation only (R9.2): a request that has begun nothing else writes its
     booking in one transaction of prepared statements; the session's transaction around them cost
     ~100 µs of CPU (begin, connection bookkeeping, commit, close) against ~30 µs here (measured
-    in-process, ``benchmarks/hotpath.py``). The connection comes from the same pool (pre-pinged on
+    in-process, ``benchmarks/hotpath.py``). The connection comes from the same pool (checked at checkout on
     PostgreSQL), SQLite's write lock is taken as everywhere else (``begin_immediate``), and a
     failed COMMIT is raised as SQLAlchemy raises it.
     """
@@ -388,7 +418,7 @@ def stop_deferring(session=None) -> None:
     if session.in_transaction() and session.get_bind().dialect.name != "sqlite":
         # PostgreSQL: the read took no lock and a write cannot be refused for coming after it, so
         # the writes join the read's transaction. Ending it and beginning another cost a COMMIT, a
-        # pre-pinged checkout and a BEGIN: up to a fifth of a search (benchmarks/searchpath.py).
+        # checkout and a BEGIN: up to a fifth of a search (benchmarks/searchpath.py).
         session.info[_READ_ONLY] = False
     else:
         begin_write_now(session)

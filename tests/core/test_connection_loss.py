@@ -1,9 +1,11 @@
 """A lost database connection (R9.1, R1.2): PostgreSQL restarts, a failover or an idle timeout kill
-the server side of pooled connections. The next request must get a fresh connection (pool
-pre-ping), and a booking whose connection dies before COMMIT must leave nothing behind."""
+the server side of pooled connections. The next request must get a fresh connection (the pool's
+checkout check, ``extensions._server_still_there``), and a booking whose connection dies before
+COMMIT must leave nothing behind."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -20,11 +22,23 @@ pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="kills server connection
 
 
 def _kill_backends(pids: list[int]) -> None:
-    """Terminate server processes from another connection, as a DBA or a failover would."""
+    """Terminate server processes from another connection, as a DBA or a failover would, and wait
+    until they have gone (the signal is only a request: a backend ends a moment later)."""
     killer = create_engine(POSTGRES_URL)
-    with killer.begin() as conn:
+    with killer.connect() as conn:
         for pid in pids:
             assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar() is True
+        conn.commit()
+        for _ in range(500):
+            alive = conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"), {"pids": pids}
+            ).scalar()
+            conn.commit()
+            if not alive:
+                break
+            time.sleep(0.01)
+        else:
+            raise AssertionError(f"backends {pids} still running")
     killer.dispose()
 
 
@@ -40,7 +54,7 @@ def _slot_and_applicant(app) -> tuple[int, str]:
 
 def test_the_next_request_survives_killed_pooled_connections(app):
     """R9.1: after the pooled connection is killed server-side, the next unit of work (a request's
-    app context) gets a live connection instead of an error (pool pre-ping)."""
+    app context) gets a live connection instead of an error (the checkout check)."""
     with app.app_context():
         pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
         db.session.commit()
@@ -48,6 +62,42 @@ def test_the_next_request_survives_killed_pooled_connections(app):
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Booking)) == 0
         assert db.session.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+
+
+def test_a_live_pooled_connection_is_handed_out_without_a_round_trip(app):
+    """R9.1, R9.2: the checkout check asks the socket, not the server. A live pooled connection is
+    kept (the same server process serves the next unit of work), and checking it out sends the
+    server nothing: the last statement it saw is still the previous unit of work's COMMIT
+    (SQLAlchemy's pre-ping would have sent a SELECT 1)."""
+    with app.app_context():
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        db.session.commit()
+    observer = create_engine(POSTGRES_URL)
+    with app.app_context(), observer.connect() as watch:
+        db.session.connection()  # checked out of the pool, nothing executed yet
+        last = watch.execute(text("SELECT query FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
+        assert last.scalar() == "COMMIT"
+        assert db.session.execute(text("SELECT pg_backend_pid()")).scalar() == pid
+    observer.dispose()
+
+
+def test_every_killed_connection_in_the_pool_is_replaced(app):
+    """R9.1: a restart drops all the pooled connections at once; units of work that check out
+    several of them at the same time each get a live one, none an error."""
+    with app.app_context():
+        engine = db.engine
+        held = [engine.connect() for _ in range(3)]
+        pids = [conn.execute(text("SELECT pg_backend_pid()")).scalar() for conn in held]
+        for conn in held:
+            conn.commit()
+            conn.close()
+    _kill_backends(pids)
+    with app.app_context():
+        again = [db.engine.connect() for _ in range(3)]
+        fresh = [conn.execute(text("SELECT pg_backend_pid()")).scalar() for conn in again]
+        for conn in again:
+            conn.close()
+    assert not set(fresh) & set(pids)
 
 
 def test_a_booking_cut_off_before_commit_is_not_half_written(app):
