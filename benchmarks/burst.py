@@ -374,13 +374,17 @@ class StaffAtWork:
         self.process.join(timeout=30)
         stats = Stats()
         for name, values in plain.items():
-            getattr(stats, name).update(values)
+            mine = getattr(stats, name)
+            mine.update(values) if isinstance(mine, dict) else mine.extend(values)
         return stats
 
 
 def _staff_process(bases, staff, people, venue_id, staff_rate, checkin_rate, *, stop, results) -> None:
     stats = asyncio.run(_staff_loop(bases, staff, people, venue_id, staff_rate, checkin_rate, stop))
-    results.put({name: dict(getattr(stats, name)) for name in vars(stats)})
+    # As plain dicts and lists: the defaultdicts' factories do not travel between processes.
+    results.put(
+        {name: value if isinstance(value, list) else dict(value) for name, value in vars(stats).items()}
+    )
 
 
 async def _staff_loop(bases, staff, people, venue_id, staff_rate, checkin_rate, stop_event) -> Stats:
@@ -469,6 +473,13 @@ def report(result: dict, share: dict, residents_title: str) -> dict:
     print(result["residents"].table(residents_title))
     print(result["staff"].table("staff (call center search, venue look-up)"))
     print(common.cores_line(share))
+    # Whether the slowest request of each kind with a target was slow alone or with everything else.
+    everyone = result["residents"].timeline + result["staff"].timeline
+    for kind in TARGETS:
+        mine = [one for one in everyone if one[2] == kind]
+        if mine:
+            slow = max(mine, key=lambda one: one[3])
+            print(f"   slowest {kind}: {slow[3]:.1f} ms; {common.overlapping(slow, everyone)}")
     print("\n".join(verdicts(result)))
     return {
         "cores": share,

@@ -457,9 +457,16 @@ class Stats:
     other_status: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     counters: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # (started, ended, kind, ms), wall-clock seconds: to see what else was in flight when a request
+    # was slow (``overlapping``), across the load client's processes.
+    timeline: list[tuple[float, float, str, float]] = field(default_factory=list)
 
-    def add(self, kind: str, seconds: float, status: int, expected=(200, 302)) -> None:
+    def add(
+        self, kind: str, seconds: float, status: int, expected=(200, 302), ended: float | None = None
+    ) -> None:
         self.latencies[kind].append(seconds * 1000)
+        if ended is not None:
+            self.timeline.append((ended - seconds, ended, kind, seconds * 1000))
         if status >= 500:
             self.server_errors[kind] += 1
         elif status not in expected:
@@ -485,6 +492,17 @@ class Stats:
     @property
     def total_server_errors(self) -> int:
         return sum(self.server_errors.values()) + sum(self.failures.values())
+
+
+def overlapping(slow: tuple[float, float, str, float], others: list[tuple[float, float, str, float]]) -> str:
+    """What ``others`` did while ``slow`` ran: how many requests were in flight and the slowest of
+    them. A stall that slows everything at once is the machine's; one request slow alone is its own."""
+    started, ended = slow[0], slow[1]
+    during = [other for other in others if other[0] < ended and other[1] > started and other is not slow]
+    if not during:
+        return "nothing else in flight"
+    worst = max(during, key=lambda other: other[3])
+    return f"{len(during)} other requests in flight, the slowest {worst[2]} {worst[3]:.1f} ms"
 
 
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -525,7 +543,7 @@ class Client:
                 method, self.base + path, data=data, headers=headers, allow_redirects=False
             ) as response:
                 body = await response.text()
-                self.stats.add(kind, time.perf_counter() - started, response.status, expected)
+                self.stats.add(kind, time.perf_counter() - started, response.status, expected, time.time())
                 return response.status, response.headers.get("Location", ""), body
         except (TimeoutError, aiohttp.ClientError) as exc:
             self.stats.failures[f"{kind}:{type(exc).__name__}"] += 1
