@@ -100,6 +100,40 @@ def test_every_killed_connection_in_the_pool_is_replaced(app):
     assert not set(fresh) & set(pids)
 
 
+def test_the_checkout_check_holds_over_tls(app):
+    """R9.1, R9.2: a city's database server speaks TLS (scripts/postgres-test-db switches the test
+    cluster's on). TLS records on an idle connection must not look like the server hanging up: a
+    live TLS connection serves unit after unit of work (large answers included) without being
+    replaced, and a killed one is still replaced."""
+    import os
+
+    tls_url = POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + "sslmode=require"
+    probe = create_engine(POSTGRES_URL)
+    with probe.connect() as conn:
+        tls_served = conn.execute(text("SHOW ssl")).scalar() == "on"
+    probe.dispose()
+    if not tls_served:
+        assert not os.environ.get("CI"), "CI's PostgreSQL must serve TLS (scripts/postgres-test-db)"
+        pytest.skip("this PostgreSQL does not serve TLS")
+    engine = create_engine(tls_url)  # no pre-ping: the checkout listener alone, as in the app
+    assert engine.pool._pre_ping is False
+    pids = set()
+    for _ in range(50):
+        with engine.connect() as conn:
+            encrypted = conn.execute(
+                text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            ).scalar()
+            pids.add(conn.execute(text("SELECT pg_backend_pid()")).scalar())
+            assert len(conn.execute(text("SELECT repeat('x', 100000)")).scalar()) == 100_000
+            conn.commit()
+    assert encrypted is True
+    assert len(pids) == 1, "a live TLS connection was replaced"
+    _kill_backends(list(pids))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() not in pids
+    engine.dispose()
+
+
 def test_a_booking_cut_off_before_commit_is_not_half_written(app):
     """R1.2, standard 3: the connection dies between the booking's writes and COMMIT; the place is
     not taken and no booking exists; booking again afterwards works."""
