@@ -120,9 +120,14 @@ def test_an_operator_books_and_logs_a_call_by_keyboard_alone(operator_page, call
         made = db.session.scalars(select(Booking).where(Booking.applicant_id == applicant_id)).one()
         assert made.channel == "phone" and made.staff_id is not None
 
-    # Log the call: the manual-call button, then category by number key, note, save.
+    # Log the call: the manual-call button, then category by number key, note, save. "/" opens the
+    # search page, whose box takes the focus when it loads: wait for that before moving it.
     page.keyboard.press("/")
-    page.get_by_role("button", name="記録票を新しく作る（転送された電話など）").focus()
+    expect(page.get_by_label("予約管理番号・電話番号・氏名（カナ）")).to_be_focused()
+    page.wait_for_load_state()
+    new_log = page.get_by_role("button", name="記録票を新しく作る（転送された電話など）")
+    new_log.focus()
+    expect(new_log).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=2, name="記録票")).to_be_visible()
     page.wait_for_load_state()
