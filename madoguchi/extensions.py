@@ -111,25 +111,45 @@ def _writable_again(dbapi_connection, record):
 
 
 @event.listens_for(Pool, "checkout")
-def _server_still_there(dbapi_connection, _record, _proxy):
+def _server_still_there(dbapi_connection, record, _proxy):
     """A pooled PostgreSQL connection the server has dropped is replaced before use (R9.1).
 
-    A server that ends a connection (a restart, a failover, ``pg_terminate_backend``, an idle
-    timeout) sends its FATAL message and closes the socket, so an idle pooled connection with
-    anything to read, or a hung-up socket, is one it has dropped: the pool then connects afresh
-    (``DisconnectionError``; up to three tries). Asking the socket costs one ``poll`` system call;
-    SQLAlchemy's pre-ping asks the server (a ``SELECT 1`` in autocommit), one round trip more for every
-    request and every booking (R9.2, measured in docs/capacity.md). A connection cut without a word
-    (a dead host) answers neither check and fails at its first statement, as it would after a ping.
+    Two checks, so that the hot path pays no round trip (R9.2):
+
+    * A server that ends a connection (a restart, ``pg_terminate_backend``, an idle timeout, a
+      failover that shuts the old primary down) sends its FATAL message and closes the socket, so an
+      idle pooled connection with anything to read, or a hung-up socket, is one it has dropped.
+      Asking the socket costs one ``poll`` system call, every checkout.
+    * A server lost without a word (its host dead, its address moved to a new primary) leaves the
+      socket quiet until something is sent; the reply is then a reset. Such outages last seconds,
+      so a connection idle for more than ``PING_AFTER_IDLE_SECONDS`` is also asked ``SELECT 1``
+      (as SQLAlchemy's pre-ping asked at every checkout: one round trip more for every request and
+      every booking, measured in docs/capacity.md). Connections in steady use are not.
+
+    Either way the pool then connects afresh (``DisconnectionError``; up to three tries).
     """
     pgconn = getattr(dbapi_connection, "pgconn", None)
     if pgconn is None:  # SQLite: a file cannot drop the connection
         return
     if pgconn.status != _CONNECTION_OK or _has_spoken(pgconn.socket):
         raise DisconnectionError("the database server closed this pooled connection")
+    idle_since = record.info.get(_IDLE_SINCE)
+    long_idle = idle_since is not None and time.monotonic() - idle_since > PING_AFTER_IDLE_SECONDS
+    if long_idle and not _answers(pgconn):
+        raise DisconnectionError("the database server did not answer on this pooled connection")
 
 
+@event.listens_for(Pool, "checkin")
+def _idle_from_now(_dbapi_connection, record):
+    if record is not None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+
+# A pooled connection idle longer than this is pinged at checkout (``_server_still_there``).
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "madoguchi.idle_since"  # connection info key: when it went back to the pool
 _CONNECTION_OK = 0  # libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK), without importing psycopg here
+_TUPLES_OK = 2  # libpq's PGRES_TUPLES_OK (psycopg.pq.ExecStatus.TUPLES_OK)
 
 
 def _has_spoken(fd: int) -> bool:
@@ -137,6 +157,15 @@ def _has_spoken(fd: int) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN)  # POLLHUP and POLLERR are reported whatever is asked
     return bool(poller.poll(0))
+
+
+def _answers(pgconn) -> bool:
+    """``SELECT 1`` through libpq itself (PQexec): answered, on a connection that is idle before and
+    after, outside psycopg's transaction bookkeeping. Any failure means the connection is unusable."""
+    try:
+        return pgconn.exec_(b"SELECT 1").status == _TUPLES_OK
+    except Exception:  # noqa: BLE001 - whatever the driver raises, the connection is not usable
+        return False
 
 
 # Execution option that asks for a write transaction (see _sqlite_begin).

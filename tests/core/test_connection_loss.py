@@ -5,14 +5,18 @@ COMMIT must leave nothing behind."""
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from madoguchi import booking, dates
+from madoguchi import booking, dates, extensions
 from madoguchi.extensions import begin_write, db, driver_transaction
 from madoguchi.models import Applicant, Booking, Channel, Slot
 from tests.conftest import ON_POSTGRES, POSTGRES_URL
@@ -132,6 +136,136 @@ def test_the_checkout_check_holds_over_tls(app):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() not in pids
     engine.dispose()
+
+
+class _Relay:
+    """A TCP relay in front of PostgreSQL that can lose the server without a word, as a failover
+    that moves the server's address to a new primary does: after ``lose_the_server()`` the
+    connections open through it hear nothing more, and the next thing their client sends is
+    answered with a reset. Connections opened afterwards reach the server (the new primary)."""
+
+    def __init__(self, upstream_host: str, upstream_port: int):
+        self.upstream = (upstream_host, upstream_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lost: set[int] = set()  # ids of the client sockets whose server is gone
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def lose_the_server(self) -> None:
+        self.lost.update(id(client) for client in self.open)
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            self.open.append(client)
+            threading.Thread(target=self._pump, args=(client, server, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, client: socket.socket) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if id(client) in self.lost:
+                if source is client:  # the client spoke to a host that knows no such connection
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    client.close()
+                    target.close()
+                return  # nothing from the lost server reaches the client any more
+            if not data:
+                target.close()
+                return
+            target.sendall(data)
+
+
+def _through(relay: _Relay) -> str:
+    parts = urlsplit(POSTGRES_URL)
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{relay.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.fixture
+def relay():
+    parts = urlsplit(POSTGRES_URL)
+    one = _Relay(parts.hostname, parts.port or 5432)
+    yield one
+    one.close()
+
+
+def _pid(engine) -> int:
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        conn.commit()
+    return pid
+
+
+def test_a_server_lost_without_a_word_is_noticed_by_the_idle_ping(app, relay, monkeypatch):
+    """R9.1: a failover that moves the server's address leaves the pooled connection's socket quiet
+    (no goodbye to see); the next packet is answered with a reset. A connection idle for longer
+    than ``PING_AFTER_IDLE_SECONDS`` is asked ``SELECT 1`` at checkout, gets the reset there, and the
+    unit of work runs on a fresh connection instead of failing."""
+    monkeypatch.setattr(extensions, "PING_AFTER_IDLE_SECONDS", 0.05)
+    engine = create_engine(_through(relay))
+    before = _pid(engine)
+    relay.lose_the_server()
+    time.sleep(0.1)  # idle past the threshold, as every connection is through a failover
+    assert _pid(engine) != before
+    engine.dispose()
+
+
+def test_a_connection_in_steady_use_is_not_pinged(app, relay, monkeypatch):
+    """R9.2, and the limit of R9.1's check: within ``PING_AFTER_IDLE_SECONDS`` of its last use a
+    pooled connection is handed out on the socket check alone, without a round trip. A server lost
+    silently in that moment is found by the first statement, which fails (the pool then replaces
+    the connection); with SQLAlchemy's pre-ping the window was between the ping and the statement."""
+    monkeypatch.setattr(extensions, "PING_AFTER_IDLE_SECONDS", 60.0)
+    engine = create_engine(_through(relay))
+    before = _pid(engine)
+    relay.lose_the_server()
+    with pytest.raises(DBAPIError), engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert _pid(engine) != before  # the failed connection was not pooled again
+    engine.dispose()
+
+
+def test_a_connection_idle_past_the_threshold_is_pinged(app, monkeypatch):
+    """R9.1: the idle ping is a real statement to the server (seen in ``pg_stat_activity``), and a
+    live connection that answers it is kept."""
+    monkeypatch.setattr(extensions, "PING_AFTER_IDLE_SECONDS", 0.05)
+    with app.app_context():
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        db.session.commit()
+    time.sleep(0.1)
+    observer = create_engine(POSTGRES_URL)
+    with app.app_context(), observer.connect() as watch:
+        db.session.connection()
+        last = watch.execute(text("SELECT query FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
+        assert last.scalar() == "SELECT 1"
+        assert db.session.execute(text("SELECT pg_backend_pid()")).scalar() == pid
+    observer.dispose()
+
+
+def test_the_connection_just_returned_is_handed_out_next(app):
+    """R9.2: the pool is last in, first out, so the connections in steady use stay within the idle
+    threshold (no ping) and only spare ones idle. First in, first out, connections would take
+    turns and each would idle past the threshold at a call center's few searches a second."""
+    with app.app_context():
+        engine = db.engine
+        first, second = engine.connect(), engine.connect()
+        pids = [conn.execute(text("SELECT pg_backend_pid()")).scalar() for conn in (first, second)]
+        for conn in (first, second):  # the second goes back last
+            conn.commit()
+            conn.close()
+        assert _pid(engine) == pids[1]
 
 
 def test_a_booking_cut_off_before_commit_is_not_half_written(app):
