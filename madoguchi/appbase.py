@@ -89,9 +89,7 @@ class MadoguchiFlask(Flask):
     def ensure_sync(self, func):
         synced = self._synced.get(func)
         if synced is None:
-            synced = super().ensure_sync(func)
-            if len(self._synced) < self.SYNCED_CAP:
-                self._synced[func] = synced
+            synced = _remember(self._synced, self.SYNCED_CAP, func, super().ensure_sync(func))
         return synced
 
     # Addresses of pages without parameters, as built in a request, per mount point (SCRIPT_NAME):
@@ -113,10 +111,15 @@ class MadoguchiFlask(Flask):
         key = (endpoint, req.script_root)
         url = self._urls.get(key)
         if url is None:
-            url = super().url_for(endpoint)
-            if len(self._urls) < self.URL_CAP:
-                self._urls[key] = url
+            url = _remember(self._urls, self.URL_CAP, key, super().url_for(endpoint))
         return url
+
+
+def _remember(memo: dict, cap: int, key, value):
+    """``value``, kept in ``memo`` under ``key`` while the memo holds fewer than ``cap`` entries."""
+    if len(memo) < cap:
+        memo[key] = value
+    return value
 
 
 def create_base_app(

@@ -5,6 +5,7 @@ COMMIT must leave nothing behind."""
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
@@ -109,8 +110,6 @@ def test_the_checkout_check_holds_over_tls(app):
     cluster's on). TLS records on an idle connection must not look like the server hanging up: a
     live TLS connection serves unit after unit of work (large answers included) without being
     replaced, and a killed one is still replaced."""
-    import os
-
     tls_url = POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + "sslmode=require"
     probe = create_engine(POSTGRES_URL)
     with probe.connect() as conn:
